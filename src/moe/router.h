@@ -59,6 +59,11 @@ void moec_router_forward(moec_router_state *s, const float *logits, int64_t T, c
 void moec_router_backward(float *dlogits, const moec_router_state *s, const float *logits, const float *dtopk_w,
                           float aux_coef, const moec_moe_config *mc);
 
+/* capacity = ceil(cf · K · T / E), exact: cf is taken as the shortest decimal that reads back as the same
+ * float (the value written in config.json), so cf = 1.1 with K·T/E = 10/11 gives 1, not 2 as 1.1f·10/11 =
+ * 1.0000000217 would. INT64_MAX (dropless) when cf <= 0, NaN or Inf. Also sizes dispatch buffers. */
+int64_t moec_router_capacity(float capacity_factor, int K, int64_t T, int E);
+
 /* Skywork's adaptive coefficient: α ← β·α + (1−β)·min(ξ·drop_rate, α_max). Fixed α when not adaptive. */
 float moec_alpha_next(float alpha, float drop_rate, const moec_moe_config *mc);
 

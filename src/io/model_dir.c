@@ -1,0 +1,322 @@
+/* model_dir.c — load/save a model directory (config.json + safetensors); layout and rules in model_dir.h. */
+#include "io/model_dir.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/fsutil.h"
+#include "io/safetensors.h"
+
+#define INDEX_MAX_BYTES ((size_t)64 << 20)
+
+static char *join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *dims) {
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+/* The safetensors files a model's tensors come from: one file, or the shards of an index. */
+typedef struct {
+    int n;
+    moec_st_file **files;
+    char **shard_names;   /* as written in the index (NULL entries for a single file) */
+    cJSON *index;         /* parsed index JSON, or NULL */
+    const cJSON *weight_map;
+} tensor_source;
+
+static void source_close(tensor_source *s) {
+    for (int i = 0; i < s->n; i++) {
+        moec_st_close(s->files[i]);
+        free(s->shard_names[i]);
+    }
+    free(s->files);
+    free(s->shard_names);
+    cJSON_Delete(s->index);
+    memset(s, 0, sizeof *s);
+}
+
+static moec_status source_reserve(tensor_source *s, int n) {
+    s->files = calloc((size_t)n + 1, sizeof *s->files);
+    s->shard_names = calloc((size_t)n + 1, sizeof *s->shard_names);
+    if (!s->files || !s->shard_names) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening %d weight files", n);
+    return MOEC_OK;
+}
+
+static moec_status source_open_single(tensor_source *s, const char *path) {
+    memset(s, 0, sizeof *s);
+    moec_status st = source_reserve(s, 1);
+    if (st == MOEC_OK) st = moec_st_open(&s->files[0], path);
+    if (st != MOEC_OK) {
+        source_close(s);
+        return st;
+    }
+    s->n = 1;
+    return MOEC_OK;
+}
+
+/* A shard name from an index must be a plain file in DIR: refusing '/' keeps a hostile index from making us
+ * read files elsewhere. */
+static int shard_name_ok(const char *name) {
+    return name[0] && strchr(name, '/') == NULL && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+static moec_status source_open_index(tensor_source *s, const char *dir, const char *index_path) {
+    memset(s, 0, sizeof *s);
+    char *text;
+    size_t len;
+    MOEC_TRY(moec_read_file(index_path, &text, &len, INDEX_MAX_BYTES));
+    s->index = cJSON_Parse(text);
+    free(text);
+    moec_status st = MOEC_OK;
+    if (!s->index) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: not valid JSON", index_path);
+    s->weight_map = cJSON_GetObjectItemCaseSensitive(s->index, "weight_map");
+    if (!cJSON_IsObject(s->weight_map)) {
+        st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: missing \"weight_map\" object", index_path);
+        goto fail;
+    }
+    int n_entries = cJSON_GetArraySize(s->weight_map);
+    if ((st = source_reserve(s, n_entries)) != MOEC_OK) goto fail;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, s->weight_map) {
+        if (!cJSON_IsString(e) || !shard_name_ok(e->valuestring)) {
+            st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: weight_map entry for '%s' is not a plain file name", index_path,
+                          e->string);
+            goto fail;
+        }
+        int known = 0;
+        for (int i = 0; i < s->n && !known; i++) known = strcmp(s->shard_names[i], e->valuestring) == 0;
+        if (known) continue;
+        char *path = join(dir, e->valuestring);
+        if (!path || !(s->shard_names[s->n] = strdup(e->valuestring))) {
+            free(path);
+            st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening shards of %s", index_path);
+            goto fail;
+        }
+        if (!moec_path_exists(path)) {
+            st = MOEC_ERR(MOEC_ERR_IO, "%s: shard %s listed in %s does not exist", dir, e->valuestring, index_path);
+            free(s->shard_names[s->n]);
+            s->shard_names[s->n] = NULL;
+            free(path);
+            goto fail;
+        }
+        st = moec_st_open(&s->files[s->n], path);
+        free(path);
+        if (st != MOEC_OK) {
+            free(s->shard_names[s->n]);
+            s->shard_names[s->n] = NULL;
+            goto fail;
+        }
+        s->n++;
+    }
+    return MOEC_OK;
+fail:
+    source_close(s);
+    return st;
+}
+
+/* DIR/model.safetensors if present, else DIR/model.safetensors.index.json. */
+static moec_status source_open_dir(tensor_source *s, const char *dir) {
+    char *single = join(dir, "model.safetensors");
+    char *index = join(dir, "model.safetensors.index.json");
+    moec_status st;
+    if (!single || !index) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    else if (moec_path_exists(single) || !moec_path_exists(index)) st = source_open_single(s, single);
+    else st = source_open_index(s, dir, index);
+    free(single);
+    free(index);
+    return st;
+}
+
+/* Tensors a checkpoint may carry that the table does not describe, and that are safe to skip. */
+static int harmless_extra(const char *name, int tied) {
+    static const char suffix[] = ".rotary_emb.inv_freq"; /* recomputed from rope_theta; old exporters saved it */
+    size_t n = strlen(name), k = sizeof suffix - 1;
+    if (n >= k && strcmp(name + n - k, suffix) == 0) return 1;
+    return tied && strcmp(name, "lm_head.weight") == 0;
+}
+
+/* Copy every table tensor from src into buf, converting to fp32. lenient: allow harmless_extra tensors. */
+static moec_status source_fill(const tensor_source *s, const char *origin, const moec_param_table *table, float *buf,
+                               int lenient, int tied) {
+    int64_t matched = 0;
+    for (int i = 0; i < table->count; i++) {
+        const moec_param_info *p = &table->items[i];
+        const moec_st_tensor *t = NULL;
+        int shard = -1;
+        for (int f = 0; f < s->n; f++) {
+            const moec_st_tensor *x = moec_st_find(s->files[f], p->name);
+            if (!x) continue;
+            if (t)
+                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' appears in both %s and %s", origin, p->name,
+                                moec_st_path(s->files[shard]), moec_st_path(s->files[f]));
+            t = x;
+            shard = f;
+        }
+        char want[96], got[160];
+        fmt_shape(want, sizeof want, p->ndim, p->shape);
+        if (!t) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' (shape %s) is missing", origin, p->name, want);
+        if (s->weight_map) {
+            const cJSON *w = cJSON_GetObjectItemCaseSensitive(s->weight_map, p->name);
+            if (!cJSON_IsString(w) || strcmp(w->valuestring, s->shard_names[shard]) != 0)
+                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' is in %s but the index says otherwise", origin,
+                                p->name, s->shard_names[shard]);
+        }
+        int same = t->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            fmt_shape(got, sizeof got, t->ndim, t->shape);
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has shape %s, the config needs %s", origin, p->name, got,
+                            want);
+        }
+        moec_status st = moec_st_read_f32(t, buf + p->offset, p->numel);
+        if (st != MOEC_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", moec_error_message());
+            return MOEC_ERR(st, "%s: %s", moec_st_path(s->files[shard]), msg);
+        }
+        matched++;
+    }
+    int64_t total = 0;
+    for (int f = 0; f < s->n; f++) total += moec_st_count(s->files[f]);
+    if (total == matched) return MOEC_OK;
+    /* Some tensor in the files is not in the table: find it (only now, the search is quadratic). */
+    for (int f = 0; f < s->n; f++)
+        for (int i = 0; i < moec_st_count(s->files[f]); i++) {
+            const char *name = moec_st_get(s->files[f], i)->name;
+            if (moec_param_table_find(table, name) >= 0) continue;
+            if (lenient && harmless_extra(name, tied)) continue;
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: unexpected tensor '%s' in %s: the config does not describe it",
+                            origin, name, moec_st_path(s->files[f]));
+        }
+    return MOEC_OK;
+}
+
+moec_status moec_model_dir_load(const char *dir, moec_config *cfg, moec_param_table *table, float **params) {
+    *params = NULL;
+    memset(table, 0, sizeof *table);
+    char *cfg_path = join(dir, "config.json");
+    if (!cfg_path) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    moec_status st = moec_config_load_json(cfg, cfg_path);
+    free(cfg_path);
+    MOEC_TRY(st);
+    MOEC_TRY(moec_param_table_build(table, cfg));
+    float *buf = moec_alloc_floats(table->total);
+    if (!buf) {
+        st = MOEC_ERR(MOEC_ERR_NOMEM, "%s: cannot allocate %lld floats for the parameters", dir, (long long)table->total);
+        moec_param_table_free(table);
+        return st;
+    }
+    tensor_source src;
+    st = source_open_dir(&src, dir);
+    if (st == MOEC_OK) {
+        st = source_fill(&src, dir, table, buf, 1, cfg->tie_embeddings);
+        source_close(&src);
+    }
+    if (st != MOEC_OK) {
+        moec_free(buf);
+        moec_param_table_free(table);
+        return st;
+    }
+    *params = buf;
+    return MOEC_OK;
+}
+
+moec_status moec_model_dir_load_tensors(const char *path, const moec_param_table *table, float *buf) {
+    tensor_source src;
+    MOEC_TRY(source_open_single(&src, path));
+    moec_status st = source_fill(&src, path, table, buf, 0, 0);
+    source_close(&src);
+    return st;
+}
+
+/* Save with the caller's metadata plus defaults (key, value) the caller did not set. */
+static moec_status save_tensors_meta(const char *path, const moec_param_table *table, const float *buf,
+                                     const char *const *meta_kv, int n_meta, const char *def_key, const char *def_val) {
+    if (n_meta < 0 || (n_meta > 0 && !meta_kv)) return MOEC_ERR(MOEC_ERR_ARG, "%s: invalid metadata list", path);
+    int add_default = def_key != NULL;
+    for (int i = 0; i < n_meta && add_default; i++)
+        if (meta_kv[2 * i] && strcmp(meta_kv[2 * i], def_key) == 0) add_default = 0;
+    const char **kv = malloc(sizeof *kv * (size_t)(2 * n_meta + 2));
+    moec_st_write_entry *e = calloc((size_t)table->count + 1, sizeof *e);
+    if (!kv || !e) {
+        free(kv);
+        free(e);
+        return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    int nkv = 0;
+    if (add_default) {
+        kv[0] = def_key;
+        kv[1] = def_val;
+        nkv = 1;
+    }
+    for (int i = 0; i < n_meta; i++, nkv++) {
+        kv[2 * nkv] = meta_kv[2 * i];
+        kv[2 * nkv + 1] = meta_kv[2 * i + 1];
+    }
+    for (int i = 0; i < table->count; i++) {
+        const moec_param_info *p = &table->items[i];
+        e[i].name = p->name;
+        e[i].dtype = MOEC_ST_F32;
+        e[i].ndim = p->ndim;
+        e[i].shape[0] = p->shape[0];
+        e[i].shape[1] = p->shape[1];
+        e[i].data = buf + p->offset;
+    }
+    moec_status st = moec_st_write(path, table->count, e, kv, nkv);
+    free(kv);
+    free(e);
+    return st;
+}
+
+moec_status moec_model_dir_save_tensors(const char *path, const moec_param_table *table, const float *buf,
+                                        const char *const *meta_kv, int n_meta) {
+    return save_tensors_meta(path, table, buf, meta_kv, n_meta, NULL, NULL);
+}
+
+/* The table must be exactly the one cfg builds: the buffer's layout is defined by it. */
+static moec_status check_table(const moec_config *cfg, const moec_param_table *table) {
+    moec_param_table want;
+    MOEC_TRY(moec_param_table_build(&want, cfg));
+    moec_status st = MOEC_OK;
+    if (want.count != table->count || want.total != table->total)
+        st = MOEC_ERR(MOEC_ERR_ARG, "parameter table has %d tensors / %lld floats, the config needs %d / %lld",
+                      table->count, (long long)table->total, want.count, (long long)want.total);
+    for (int i = 0; st == MOEC_OK && i < want.count; i++) {
+        const moec_param_info *a = &want.items[i], *b = &table->items[i];
+        if (strcmp(a->name, b->name) != 0 || a->ndim != b->ndim || a->shape[0] != b->shape[0] ||
+            a->shape[1] != b->shape[1] || a->offset != b->offset || a->numel != b->numel)
+            st = MOEC_ERR(MOEC_ERR_ARG, "parameter table entry %d ('%s') does not match the config's ('%s')", i,
+                          b->name, a->name);
+    }
+    moec_param_table_free(&want);
+    return st;
+}
+
+moec_status moec_model_dir_save(const char *dir, const moec_config *cfg, const moec_param_table *table,
+                                const float *params, const char *const *meta_kv, int n_meta) {
+    MOEC_TRY(moec_config_validate(cfg));
+    MOEC_TRY(check_table(cfg, table));
+    if (!params) return MOEC_ERR(MOEC_ERR_ARG, "%s: no parameter buffer to save", dir);
+    MOEC_TRY(moec_mkdir_p(dir));
+    char *model = join(dir, "model.safetensors");
+    char *config = join(dir, "config.json");
+    moec_status st = MOEC_OK;
+    if (!model || !config) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    /* Weights first, config last: the large write is the one likely to fail (disk full, quota), and when it
+     * does nothing in DIR has changed. A new directory only gets its config.json once its weights are complete. */
+    if (st == MOEC_OK) st = save_tensors_meta(model, table, params, meta_kv, n_meta, "format", "pt");
+    if (st == MOEC_OK) st = moec_config_save_json(cfg, config);
+    free(model);
+    free(config);
+    return st;
+}

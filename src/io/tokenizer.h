@@ -1,0 +1,61 @@
+/* tokenizer.h — moec's byte-level BPE tokenizer (GPT-2 style), compatible with Hugging Face tokenizer.json.
+ *
+ * Text is first split at special tokens (e.g. "<|endoftext|>", matched literally, leftmost-longest), then each
+ * stretch between them is split into pre-tokens by the GPT-2 rule
+ *     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ * (implemented by hand over UTF-8, with a generated Unicode letter/number table), and each pre-token's bytes
+ * are merged by BPE: starting from one token per byte, repeatedly merge the adjacent pair with the lowest merge
+ * rank (leftmost first). That is what the Hugging Face `tokenizers` library does with the tokenizer.json that
+ * moec_tokenizer_save_json writes, and tests/test_tokenizer.c checks the two agree id for id.
+ *
+ * Ids of a trained tokenizer: 0..255 are the single bytes (id b is byte b), then the merged tokens in merge
+ * order, then the special tokens in the order given (so "<|endoftext|>" is the last id when it is the only
+ * one). Bytes that are not valid UTF-8 are handled (each such byte is its own "other" character), so every
+ * byte string round-trips: decode(encode(x)) == x.
+ *
+ * A tokenizer is immutable once built; encode/decode may be called from several threads at once.
+ */
+#ifndef MOEC_IO_TOKENIZER_H
+#define MOEC_IO_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "core/error.h"
+
+typedef struct moec_tokenizer moec_tokenizer;
+
+/* Learn a vocabulary of at most vocab_size ids (256 bytes + merges + n_special specials) from text. Occurrences
+ * of the special tokens in text are not learned from. If the corpus runs out of pairs to merge first, the
+ * vocabulary is smaller: moec_tokenizer_vocab_size() tells the real size. vocab_size must be >= 256+n_special.
+ * Special tokens must be non-empty, valid UTF-8 and distinct. */
+moec_status moec_tokenizer_train(moec_tokenizer **out, const char *text, size_t len, int vocab_size,
+                                 const char *const *special_tokens, int n_special);
+
+/* Encode text[0..len) into a fresh malloc'ed array *ids of *n ids (caller frees). Special tokens appearing
+ * literally in the text become their id. */
+moec_status moec_tokenizer_encode(const moec_tokenizer *t, const char *text, size_t len, int32_t **ids, int64_t *n);
+
+/* Decode ids into a fresh malloc'ed, NUL-terminated *text of *len bytes (NUL not counted; caller frees).
+ * Special tokens decode to their literal text. An id outside the vocabulary is an error. */
+moec_status moec_tokenizer_decode(const moec_tokenizer *t, const int32_t *ids, int64_t n, char **text, size_t *len);
+
+/* Write a Hugging Face tokenizer.json (BPE model, ByteLevel pre-tokenizer without prefix space, ByteLevel
+ * decoder, specials as added_tokens), atomically (temporary file, fsync, rename). */
+moec_status moec_tokenizer_save_json(const moec_tokenizer *t, const char *path);
+
+/* Read a byte-level BPE tokenizer.json (ours or a compatible Hugging Face one). Everything is validated: ids
+ * dense and unique, every byte present as a token, merges naming known tokens whose concatenation is a token;
+ * options moec does not implement (normalizers, prefix space, subword prefixes, dropout) are refused. */
+moec_status moec_tokenizer_load_json(moec_tokenizer **out, const char *path);
+
+int moec_tokenizer_vocab_size(const moec_tokenizer *t);
+/* Id of the token whose raw bytes are exactly `token` (NUL-terminated), special tokens first; -1 if none.
+ * Regular tokens are named by their bytes (" the"), not their tokenizer.json spelling ("Ġthe"). */
+int moec_tokenizer_token_id(const moec_tokenizer *t, const char *token);
+void moec_tokenizer_free(moec_tokenizer *t);
+
+/* The pre-tokenizer alone, exposed for tests: end offsets of the consecutive pre-tokens (special tokens are
+ * not treated specially here) of text[0..len); *ends is malloc'ed, caller frees. */
+moec_status moec_tokenizer_pretokenize(const char *text, size_t len, size_t **ends, int64_t *n);
+
+#endif

@@ -35,7 +35,7 @@ static void check(int ok, const char *fmt, ...) {
     else failed++;
 }
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static _Thread_local uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 static float frand(void) { /* uniform in [-1, 1) */
     rng_state ^= rng_state << 13;
     rng_state ^= rng_state >> 7;
@@ -203,6 +203,7 @@ static void test_concurrent_callers(void) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* a hang or crash should show the last check that ran */
     /* Uninitialised pool: loops and GEMM run single-threaded. */
     check(moec_threads_count() == 1, "uninitialised pool reports 1 thread");
     test_parallel_for(1);

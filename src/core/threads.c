@@ -34,6 +34,7 @@
 
 static struct {
     int nthreads;           /* total, the caller included; 0 = not initialised */
+    uint64_t start_gen;     /* the generation when the workers were created: they wait for the next one */
     pthread_t *workers;     /* nthreads - 1 of them; worker i (1-based) runs chunk i */
 
     /* The job in flight: written by the caller before it publishes `word`. */
@@ -94,7 +95,9 @@ static uint64_t wait_for_new_job(uint64_t seen_gen) {
 
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg;
-    uint64_t seen_gen = atomic_load(&pool.word) >> CHUNK_BITS;
+    /* Not a fresh read of pool.word: the caller may already have published its first loop before this thread
+     * got to run, and that loop must not be mistaken for one already seen. */
+    uint64_t seen_gen = pool.start_gen;
     for (;;) {
         uint64_t w = wait_for_new_job(seen_gen);
         seen_gen = w >> CHUNK_BITS;
@@ -168,6 +171,7 @@ moec_status moec_threads_init(int n) {
     pool.workers = calloc((size_t)(n - 1), sizeof *pool.workers);
     if (!pool.workers) return MOEC_ERR(MOEC_ERR_NOMEM, "moec_threads_init: cannot allocate %d worker handles", n - 1);
     atomic_store(&pool.busy, 0);
+    pool.start_gen = atomic_load(&pool.word) >> CHUNK_BITS;
     for (int i = 1; i < n; i++) {
         int rc = pthread_create(&pool.workers[i - 1], NULL, worker_main, (void *)(intptr_t)i);
         if (rc != 0) {

@@ -355,6 +355,9 @@ static moec_status train_loop(trainer *tr) {
             }
         }
         if (st != MOEC_OK) break;
+        /* fault injection for tests: MOEC_FAULT_NAN_STEP=N poisons one gradient entry at step N */
+        const char *fault = getenv("MOEC_FAULT_NAN_STEP");
+        if (fault && strtoll(fault, NULL, 10) == step) m->grads[m->table.total / 2] = NAN;
         const double gnorm = non_finite ? NAN : moec_grad_norm(m->grads, m->table.total);
         const float lr = moec_lr_at(&o->optim, step);
         tr->step = step;

@@ -66,7 +66,11 @@ static void kernel_avx512_14x32(int64_t kc, const float *a, const float *b, floa
                                 float beta) {
     __m512 acc[AVX512_MR][2];
 #pragma GCC unroll 14
-    for (int i = 0; i < AVX512_MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < AVX512_MR; i++) {
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        __builtin_prefetch(c + i * ldc, 1, 3); /* C is not in cache at large M·N; its rows arrive during the k loop */
+        __builtin_prefetch(c + i * ldc + AVX512_NR - 1, 1, 3);
+    }
     for (int64_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 14
@@ -105,7 +109,11 @@ static void kernel_avx2_6x16(int64_t kc, const float *a, const float *b, float *
                              float beta) {
     __m256 acc[AVX2_MR][2];
 #pragma GCC unroll 6
-    for (int i = 0; i < AVX2_MR; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int i = 0; i < AVX2_MR; i++) {
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+        __builtin_prefetch(c + i * ldc, 1, 3); /* see the AVX-512 kernel */
+        __builtin_prefetch(c + i * ldc + AVX2_NR - 1, 1, 3);
+    }
     for (int64_t k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
 #pragma GCC unroll 6
@@ -159,20 +167,24 @@ static void kernel_scalar_4x8(int64_t kc, const float *a, const float *b, float 
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Per-instruction-set blocking. KC × NR floats (the B sliver) should fill about half of L1 and MC × KC (the A
- * block) a third to a half of L2; NC × KC (the shared B panel) lives in L3. MC is a multiple of MR, NC of NR. */
+ * block) a third to a half of L2; NC × KC (the shared B panel) lives in L3. MC is a multiple of MR, NC of NR.
+ * kc_one_pass: a K up to this is done in one K block even though it exceeds KC, because each extra K block
+ * costs a read-modify-write pass over C; measured on Zen 3 (32 KB L1), K = 512 in one block beats two blocks
+ * of 256 by ~8%, while larger K is better split into blocks of <= KC. The AVX-512 sliver is twice as wide, so
+ * there KC already fills most of L1 and no extension is made (unmeasured: no AVX-512 machine was at hand). */
 
 typedef struct {
     moec_gemm_isa isa;
     const char *name;
-    int64_t mr, nr, mc, kc, nc;
+    int64_t mr, nr, mc, kc, nc, kc_one_pass;
     micro_kernel_fn kernel;
 } gemm_arch;
 
-static const gemm_arch arch_avx512 = {MOEC_GEMM_ISA_AVX512, "avx512", AVX512_MR, AVX512_NR, 14 * 16, 256, 4096,
+static const gemm_arch arch_avx512 = {MOEC_GEMM_ISA_AVX512, "avx512", AVX512_MR, AVX512_NR, 14 * 16, 256, 4096, 256,
                                       kernel_avx512_14x32};
-static const gemm_arch arch_avx2 = {MOEC_GEMM_ISA_AVX2, "avx2", AVX2_MR, AVX2_NR, 6 * 24, 256, 4096,
+static const gemm_arch arch_avx2 = {MOEC_GEMM_ISA_AVX2, "avx2", AVX2_MR, AVX2_NR, 6 * 24, 256, 4096, 512,
                                     kernel_avx2_6x16};
-static const gemm_arch arch_scalar = {MOEC_GEMM_ISA_SCALAR, "scalar", SCALAR_MR, SCALAR_NR, 4 * 32, 256, 2048,
+static const gemm_arch arch_scalar = {MOEC_GEMM_ISA_SCALAR, "scalar", SCALAR_MR, SCALAR_NR, 4 * 32, 256, 2048, 256,
                                       kernel_scalar_4x8};
 
 static int cpu_has_avx512(void) {
@@ -245,26 +257,60 @@ typedef struct {
     int64_t a_stride;
 } gemm_job;
 
+/* Copies kc rows of w floats (src rows lda apart) to dst rows w apart: the packing of a full A sliver when A is
+ * transposed, or of a full B sliver when B is not. Called with a constant w (see copy_rows) so that each row's
+ * memcpy becomes a few inline moves instead of a library call or an element loop. */
+static inline __attribute__((always_inline)) void copy_rows_w(const float *src, int64_t lda, int64_t kc, int64_t w,
+                                                              float *dst) {
+    for (int64_t k = 0; k < kc; k++, src += lda, dst += w) memcpy(dst, src, (size_t)w * sizeof(float));
+}
+
+static void copy_rows(const float *src, int64_t lda, int64_t kc, int64_t w, float *dst) {
+    switch (w) { /* the MR and NR values of the kernels above */
+    case 4: copy_rows_w(src, lda, kc, 4, dst); break;
+    case 6: copy_rows_w(src, lda, kc, 6, dst); break;
+    case 8: copy_rows_w(src, lda, kc, 8, dst); break;
+    case 14: copy_rows_w(src, lda, kc, 14, dst); break;
+    case 16: copy_rows_w(src, lda, kc, 16, dst); break;
+    case 32: copy_rows_w(src, lda, kc, 32, dst); break;
+    default: copy_rows_w(src, lda, kc, w, dst); break;
+    }
+}
+
 /* Packs op(A)[i0:i0+m, p0:p0+kc] into ceil(m/MR) slivers of [kc][MR], zero-padding rows past m. */
 static void pack_a(const gemm_job *g, int64_t i0, int64_t m, float *dst) {
     const int64_t mr = g->arch->mr, kc = g->kc, p0 = g->pc, lda = g->lda;
     for (int64_t s = 0; s < m; s += mr, dst += kc * mr) {
         int64_t rows = m - s < mr ? m - s : mr;
-        if (g->trans_a) { /* A is [K,M]: each k gives `rows` contiguous floats */
+        if (g->trans_a) {
+            /* A is [K,M]: each k gives `rows` contiguous floats. (Walking each row of A once across all slivers
+             * instead measured slower: the lines read for one sliver are still in L1 for the next.) */
+            if (rows == mr) {
+                copy_rows(g->A + p0 * lda + i0 + s, lda, kc, mr, dst);
+                continue;
+            }
             for (int64_t k = 0; k < kc; k++) {
                 const float *src = g->A + (p0 + k) * lda + i0 + s;
                 float *d = dst + k * mr;
                 for (int64_t r = 0; r < rows; r++) d[r] = src[r];
                 for (int64_t r = rows; r < mr; r++) d[r] = 0;
             }
-        } else { /* A is [M,K]: read each row contiguously, write it with stride MR */
-            for (int64_t r = 0; r < rows; r++) {
-                const float *src = g->A + (i0 + s + r) * lda + p0;
-                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = src[k];
-            }
-            for (int64_t r = rows; r < mr; r++)
-                for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0;
+            continue;
         }
+        /* A is [M,K]: read each row contiguously, write it with stride MR. Each row contributes only KC floats
+         * before we jump lda ahead, too short a run for the hardware prefetcher when A comes from DRAM (the
+         * K = 8192 products): fetch the next sliver's rows now. */
+        int64_t next_rows = m - s - mr < mr ? m - s - mr : mr;
+        for (int64_t r = 0; r < next_rows; r++) {
+            const char *src = (const char *)(g->A + (i0 + s + mr + r) * lda + p0);
+            for (int64_t off = 0; off < kc * (int64_t)sizeof(float); off += 64) __builtin_prefetch(src + off, 0, 2);
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            const float *src = g->A + (i0 + s + r) * lda + p0;
+            for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+        }
+        for (int64_t r = rows; r < mr; r++)
+            for (int64_t k = 0; k < kc; k++) dst[k * mr + r] = 0;
     }
 }
 
@@ -272,6 +318,10 @@ static void pack_a(const gemm_job *g, int64_t i0, int64_t m, float *dst) {
 static void pack_b_sliver(const gemm_job *g, int64_t j0, int64_t n, float *dst) {
     const int64_t nr = g->arch->nr, kc = g->kc, p0 = g->pc, ldb = g->ldb;
     if (!g->trans_b) { /* B is [K,N]: each k gives n contiguous floats */
+        if (n == nr) {
+            copy_rows(g->B + p0 * ldb + j0, ldb, kc, nr, dst);
+            return;
+        }
         for (int64_t k = 0; k < kc; k++) {
             const float *src = g->B + (p0 + k) * ldb + j0;
             float *d = dst + k * nr;
@@ -425,7 +475,12 @@ void moec_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
     if ((double)M * (double)N * (double)K < GEMM_PARALLEL_MIN_MACS) threads = 1;
 
     /* Scratch: the B panel, then one A block per thread, each 64-byte aligned. */
-    int64_t kc_max = K < ar->kc ? K : ar->kc;
+    /* K blocks of equal size (a short last block would run the kernel at a poor load/FMA ratio). */
+    int64_t kc_max = K;
+    if (K > ar->kc_one_pass) {
+        int64_t blocks = (K + ar->kc - 1) / ar->kc;
+        kc_max = (K + blocks - 1) / blocks;
+    }
     int64_t nc_max = N < ar->nc ? N : ar->nc;
     round_up(&nc_max, ar->nr);
     int64_t mc_max = M < ar->mc ? M : ar->mc;
@@ -447,8 +502,8 @@ void moec_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
         g.nc = N - g.jc < ar->nc ? N - g.jc : ar->nc;
         g.n_slivers = (g.nc + ar->nr - 1) / ar->nr;
         choose_grid(g.m_slivers, g.n_slivers, threads, &g.tm, &g.tn);
-        for (g.pc = 0; g.pc < K; g.pc += ar->kc) {
-            g.kc = K - g.pc < ar->kc ? K - g.pc : ar->kc;
+        for (g.pc = 0; g.pc < K; g.pc += kc_max) {
+            g.kc = K - g.pc < kc_max ? K - g.pc : kc_max;
             g.beta = g.pc == 0 ? beta : 1.0f;
             if (threads == 1) {
                 pack_b_task(&g, 0, g.n_slivers, 0);

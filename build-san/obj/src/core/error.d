@@ -1,0 +1,2 @@
+build-san/obj/src/core/error.o: src/core/error.c src/core/error.h
+src/core/error.h:

@@ -25,7 +25,7 @@ moec_deps_build() {
     moec_apt_install gcc make libc6-dev libcjson-dev ca-certificates
 }
 
-MOEC_PIP_PACKAGES="torch numpy safetensors tokenizers"
+MOEC_PIP_PACKAGES="torch numpy safetensors tokenizers transformers"
 
 moec_deps_python() {
     moec_apt_install python3 python3-venv python3-pip

@@ -18,7 +18,7 @@ static int n_pass, n_fail;
         else { n_fail++; printf("FAIL  "); printf(__VA_ARGS__); printf("  [%s:%d] last error: %s\n", __FILE__, __LINE__, moec_error_message()); } \
     } while (0)
 
-#define STORIES "/work/shared/models/stories260K/hf/config.json"
+#define STORIES "../shared/models/stories260K/hf/config.json" /* tests run from the repository root */
 
 /* The stories260K keys; llama_with(",\"key\":v,...") puts the extra keys FIRST, because cJSON returns the first
  * of duplicate keys: an extra key thus overrides the base one. */

@@ -27,7 +27,7 @@ static char python[512];
         else { n_fail++; printf("FAIL  "); printf(__VA_ARGS__); printf("  [%s:%d] last error: %s\n", __FILE__, __LINE__, moec_error_message()); } \
     } while (0)
 
-#define STORIES "/work/shared/models/stories260K/hf"
+#define STORIES "../shared/models/stories260K/hf" /* tests run from the repository root */
 
 static void tpath(char *out, const char *name) { snprintf(out, 512, "%s/%s", tmpdir, name); }
 

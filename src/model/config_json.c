@@ -133,7 +133,7 @@ static moec_status check_architecture(const jsrc *j, char *model_type, size_t ca
     if (act && (!cJSON_IsString(act) || (strcmp(act->valuestring, "silu") != 0 && strcmp(act->valuestring, "swish") != 0)))
         return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"hidden_act\" must be \"silu\" (SwiGLU); other activations are "
                         "unsupported", j->origin);
-    int flag;
+    int flag = 0;
     MOEC_TRY(get_bool(j, "attention_bias", 0, &flag));
     if (flag) return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"attention_bias\": true is unsupported", j->origin);
     MOEC_TRY(get_bool(j, "mlp_bias", 0, &flag));
@@ -151,7 +151,7 @@ static moec_status parse_moe(const jsrc *j, moec_config *c, int intermediate) {
         const cJSON *x;
         int first = 1;
         cJSON_ArrayForEach(x, ne) {
-            int v;
+            int v = 0;
             MOEC_TRY(int_value(j, "num_experts", x, &v));
             if (!first && v != e_sky)
                 return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"num_experts\" lists different counts (%d, %d); unsupported",
@@ -177,7 +177,7 @@ static moec_status parse_moe(const jsrc *j, moec_config *c, int intermediate) {
     if (item(j, "num_experts_per_tok")) MOEC_TRY(get_int(j, "num_experts_per_tok", 1, 2, &m->top_k));
     else MOEC_TRY(get_int(j, "moe_topk", 0, 2, &m->top_k));
     MOEC_TRY(get_int(j, "moe_ffn_dim", 0, intermediate, &m->ffn_dim));
-    int use_norm;
+    int use_norm = 0;
     float std_target;
     MOEC_TRY(get_bool(j, "moe_use_logits_norm", 0, &use_norm));
     MOEC_TRY(get_float(j, "moe_gate_norm_std", 1.0f, &std_target));

@@ -87,7 +87,7 @@ static moec_status json_number(const cJSON *obj, const char *key, const char *or
 }
 
 static moec_status options_from_json(moec_train_options *o, const cJSON *j, const char *origin) {
-    double v;
+    double v = 0;
 #define NUM(key, field, type) MOEC_TRY(json_number(j, key, origin, &v)); field = (type)v
     NUM("batch", o->batch, int64_t);
     NUM("seq", o->seq, int64_t);

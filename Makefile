@@ -3,7 +3,7 @@
 # (function target attributes + CPU detection), so one binary runs on AVX-512, AVX2 or plain x86-64.
 CC      ?= cc
 SAN     ?=
-OPT     ?= -O2
+OPT     ?= -O2 -fvect-cost-model=dynamic -fno-math-errno
 CFLAGS  ?= $(OPT) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread $(SAN)
 CPPFLAGS += -Iinclude -Isrc
 LDLIBS  = -lcjson -lm -pthread

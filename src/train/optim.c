@@ -46,14 +46,18 @@ typedef struct {
 
 static void adam_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     const adam_args *a = ctx;
+    /* restrict-qualified locals let the compiler vectorise the loop without run-time alias checks */
+    float *restrict p = a->p, *restrict mm = a->m, *restrict vv = a->v;
+    const float *restrict gg = a->g;
+    const float b1 = a->b1, b2 = a->b2, lr = a->lr, wd = a->wd, eps = a->eps, scale = a->scale;
+    const float inv_bc1 = 1.0f / a->bc1, inv_bc2 = 1.0f / a->bc2;
     for (int64_t i = i0; i < i1; i++) {
-        const float g = a->g[i] * a->scale;
-        const float m = a->b1 * a->m[i] + (1.0f - a->b1) * g;
-        const float v = a->b2 * a->v[i] + (1.0f - a->b2) * g * g;
-        a->m[i] = m;
-        a->v[i] = v;
-        const float update = (m / a->bc1) / (sqrtf(v / a->bc2) + a->eps);
-        a->p[i] -= a->lr * (update + a->wd * a->p[i]);
+        const float g = gg[i] * scale;
+        const float m = b1 * mm[i] + (1.0f - b1) * g;
+        const float v = b2 * vv[i] + (1.0f - b2) * g * g;
+        mm[i] = m;
+        vv[i] = v;
+        p[i] -= lr * ((m * inv_bc1) / (sqrtf(v * inv_bc2) + eps) + wd * p[i]);
     }
 }
 

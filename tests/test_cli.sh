@@ -80,6 +80,23 @@ sys.exit(0 if a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a
 PYEOF
 then ok "a NaN gradient is reported and the step skipped (weights unchanged)"; else ko "NaN step skipping"; cat "$TMP/nan.err" | tail -3; fi
 
+# a kill -9 at any moment, saves included, leaves a checkpoint that resumes (saving every step, killed 5 times)
+"$MOEC" train --data "$TMP/corpus.txt" --out "$TMP/kill" --steps 2 --save-every 1 "${common[@]}" > /dev/null 2>&1
+killed_ok=1
+for delay in 0.7 1.1 0.9 1.6 1.3; do
+    "$MOEC" train --resume "$TMP/kill" --steps 100000 --quiet 1 > /dev/null 2>> "$TMP/kill.err" &
+    pid=$!
+    sleep "$delay"
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+done
+step=$(sed -nE 's/.*"step":[[:space:]]*([0-9]+).*/\1/p' "$TMP/kill/trainer.json" | head -1)
+if [ -n "$step" ] && [ "$step" -gt 2 ] &&
+   "$MOEC" train --resume "$TMP/kill" --steps $((step + 1)) --quiet 1 > /dev/null 2>> "$TMP/kill.err" &&
+   "$MOEC" forward --model "$TMP/kill" --ids "1 2 3 4" > /dev/null 2>> "$TMP/kill.err"; then
+    ok "killed 5 times mid-run (saving every step): the checkpoint always resumes (reached step $((step + 1)))"
+else ko "resume after kill -9"; tail -3 "$TMP/kill.err"; fi
+
 # ---------------------------------------------------------------- bad input
 expect_error() { # name, expected substring, command...
     local name=$1 want=$2; shift 2

@@ -2,6 +2,8 @@
 #include "train/trainer.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -164,14 +166,55 @@ static moec_status load_optimizer(trainer *tr, const char *path, const char *ste
     return st;
 }
 
+/* Before a state file is replaced, its current version is kept as NAME.prev (a hard link: no copy). A kill
+ * between replacing the files and writing trainer.json then leaves the previous checkpoint complete: the
+ * files trainer.json names are either in place or in their .prev links (see restore_previous). */
+static moec_status keep_previous(const char *dir, const char *name) {
+    char cur[4096], prev[4200];
+    path_join(cur, sizeof cur, dir, name);
+    snprintf(prev, sizeof prev, "%s.prev", cur);
+    if (!moec_path_exists(cur)) return MOEC_OK;
+    if (unlink(prev) != 0 && errno != ENOENT)
+        return MOEC_ERR(MOEC_ERR_IO, "cannot remove %s: %s", prev, strerror(errno));
+    if (link(cur, prev) != 0) return MOEC_ERR(MOEC_ERR_IO, "cannot link %s to %s: %s", cur, prev, strerror(errno));
+    return MOEC_OK;
+}
+
+/* The "step" a state file's metadata records, into buf ("" if unreadable). */
+static void file_step(const char *path, char *buf, size_t n) {
+    buf[0] = 0;
+    moec_st_file *f;
+    if (moec_st_open(&f, path) != MOEC_OK) return;
+    const char *s = moec_st_metadata(f, "step");
+    if (s) snprintf(buf, n, "%s", s);
+    moec_st_close(f);
+}
+
+/* If NAME is not from `step` but NAME.prev is (the run died between replacing files and writing trainer.json),
+ * put NAME.prev back. Otherwise leave things as they are; the caller's checks report any remaining mismatch. */
+static moec_status restore_previous(const char *dir, const char *name, const char *step) {
+    char cur[4096], prev[4200], s[64];
+    path_join(cur, sizeof cur, dir, name);
+    snprintf(prev, sizeof prev, "%s.prev", cur);
+    file_step(cur, s, sizeof s);
+    if (strcmp(s, step) == 0) return MOEC_OK;
+    file_step(prev, s, sizeof s);
+    if (strcmp(s, step) != 0) return MOEC_OK;
+    if (rename(prev, cur) != 0) return MOEC_ERR(MOEC_ERR_IO, "cannot restore %s: %s", prev, strerror(errno));
+    fprintf(stderr, "restored %s from the checkpoint of step %s (the run stopped during a save)\n", cur, step);
+    return MOEC_OK;
+}
+
 /* Optimizer first, model second, trainer.json last: trainer.json names the step the other two must carry. */
 static moec_status save_checkpoint(trainer *tr) {
     const char *dir = tr->o.out_dir;
     char path[4096], step_str[32];
     snprintf(step_str, sizeof step_str, "%lld", (long long)tr->step);
     path_join(path, sizeof path, dir, "optimizer.safetensors");
+    MOEC_TRY(keep_previous(dir, "optimizer.safetensors"));
     MOEC_TRY(save_optimizer(tr, path, step_str));
     const char *meta[] = {"step", step_str};
+    MOEC_TRY(keep_previous(dir, "model.safetensors"));
     MOEC_TRY(moec_model_dir_save(dir, &tr->m->cfg, &tr->m->table, tr->m->params, meta, 1));
 
     cJSON *j = cJSON_CreateObject();
@@ -463,10 +506,12 @@ moec_status moec_train_resume(const char *dir, int64_t steps, int quiet) {
     moec_config cfg;
     moec_param_table table;
     float *params = NULL;
-    if (st == MOEC_OK) st = moec_model_dir_load(dir, &cfg, &table, &params);
-    if (st == MOEC_OK) st = moec_model_adopt(&m, &cfg, &table, params);
     char step_str[32];
     snprintf(step_str, sizeof step_str, "%lld", (long long)step);
+    if (st == MOEC_OK) st = restore_previous(dir, "model.safetensors", step_str);
+    if (st == MOEC_OK) st = restore_previous(dir, "optimizer.safetensors", step_str);
+    if (st == MOEC_OK) st = moec_model_dir_load(dir, &cfg, &table, &params);
+    if (st == MOEC_OK) st = moec_model_adopt(&m, &cfg, &table, params);
     if (st == MOEC_OK) { /* the model file must be the one trainer.json describes */
         moec_st_file *f;
         path_join(path, sizeof path, dir, "model.safetensors");

@@ -43,7 +43,8 @@ build/moec plot --metrics "$OUT/metrics.jsonl" --out "$OUT/plots"
 
 echo
 echo "validation loss by step (from $OUT/metrics.jsonl):"
-grep '"val_loss"' "$OUT/metrics.jsonl" | sed -E 's/.*"step":([0-9]+).*"val_loss":([0-9.]+).*"val_ppl":([0-9.]+).*/  step \1: loss \2, perplexity \3/'
+grep '"val_loss"' "$OUT/metrics.jsonl" | sed -E 's/.*"step":([0-9]+).*"val_loss":([0-9.]+).*"val_ppl":([0-9.]+).*/\1 \2 \3/' |
+    awk '{ printf "  step %5d: loss %.4f, perplexity %.1f\n", $1, $2, $3 }'
 echo
 echo "model (Hugging Face Mixtral layout): $OUT/config.json, $OUT/model.safetensors, $OUT/tokenizer.json"
 echo "metrics: $OUT/metrics.jsonl"

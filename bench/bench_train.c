@@ -67,8 +67,7 @@ int main(int argc, char **argv) {
             tg[i] = (int32_t)(moec_rand_u64(&rng) % (uint64_t)c.vocab_size);
         }
         double t0 = now_s();
-        moec_model_zero_grads(&m);
-        moec_forward_stats fs;
+        moec_forward_stats fs; /* gradients start at zero: alloc, then AdamW zeroes them as it consumes them */
         if (moec_model_forward(&m, in, tg, B, S, alpha, &fs) || moec_model_backward(&m, alpha, 1.0f)) {
             fprintf(stderr, "bench_train: %s\n", moec_error_message());
             return 1;

@@ -39,20 +39,19 @@ double moec_grad_norm(const float *grads, int64_t n) {
 }
 
 typedef struct {
-    float *p, *m, *v;
-    const float *g;
+    float *p, *m, *v, *g;
     float lr, b1, b2, eps, wd, bc1, bc2, scale;
 } adam_args;
 
 static void adam_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     const adam_args *a = ctx;
     /* restrict-qualified locals let the compiler vectorise the loop without run-time alias checks */
-    float *restrict p = a->p, *restrict mm = a->m, *restrict vv = a->v;
-    const float *restrict gg = a->g;
+    float *restrict p = a->p, *restrict mm = a->m, *restrict vv = a->v, *restrict gg = a->g;
     const float b1 = a->b1, b2 = a->b2, lr = a->lr, wd = a->wd, eps = a->eps, scale = a->scale;
     const float inv_bc1 = 1.0f / a->bc1, inv_bc2 = 1.0f / a->bc2;
     for (int64_t i = i0; i < i1; i++) {
         const float g = gg[i] * scale;
+        gg[i] = 0.0f;
         const float m = b1 * mm[i] + (1.0f - b1) * g;
         const float v = b2 * vv[i] + (1.0f - b2) * g * g;
         mm[i] = m;
@@ -61,7 +60,7 @@ static void adam_range(void *ctx, int64_t i0, int64_t i1, int thread) {
     }
 }
 
-void moec_adamw_step(float *params, float *m, float *v, const float *grads, const moec_param_table *t,
+void moec_adamw_step(float *params, float *m, float *v, float *grads, const moec_param_table *t,
                      const moec_optim_config *o, int64_t step, float lr, float grad_scale) {
     const float bc1 = 1.0f - powf(o->beta1, (float)step), bc2 = 1.0f - powf(o->beta2, (float)step);
     for (int i = 0; i < t->count; i++) {

@@ -26,8 +26,9 @@ float moec_lr_at(const moec_optim_config *o, int64_t step);
 double moec_grad_norm(const float *grads, int64_t n);
 
 /* One AdamW step at 1-based `step` with learning rate lr, on every tensor of the table. grads are scaled by
- * grad_scale first (clipping); m, v are the moments (same layout as params). */
-void moec_adamw_step(float *params, float *m, float *v, const float *grads, const moec_param_table *t,
+ * grad_scale first (clipping); m, v are the moments (same layout as params). The gradient is zeroed as it is
+ * consumed (saving the separate memset pass over the buffer before the next accumulation). */
+void moec_adamw_step(float *params, float *m, float *v, float *grads, const moec_param_table *t,
                      const moec_optim_config *o, int64_t step, float lr, float grad_scale);
 
 #endif

@@ -367,7 +367,8 @@ static moec_status train_loop(trainer *tr) {
     while (tr->step < o->steps && st == MOEC_OK) {
         const double t0 = now_s();
         const int64_t step = tr->step + 1;
-        moec_model_zero_grads(m);
+        /* gradients are zero here: AdamW zeroes them as it consumes them, a skipped step below, and
+         * trainer_open at the start */
         moec_forward_stats avg;
         memset(&avg, 0, sizeof avg);
         memset(load, 0, (size_t)(n_moe > 0 ? n_moe : 1) * (size_t)E * sizeof *load);
@@ -407,6 +408,7 @@ static moec_status train_loop(trainer *tr) {
         tr->tokens_seen += (double)(T * o->grad_accum);
         const int skipped = non_finite || !isfinite(gnorm) || !isfinite(avg.ce_loss);
         if (skipped) {
+            moec_model_zero_grads(m);
             fprintf(stderr, "\nstep %lld: non-finite %s — update skipped, weights unchanged\n", (long long)step,
                     isfinite(avg.ce_loss) ? "gradient" : "loss");
         } else {
@@ -436,6 +438,7 @@ static moec_status trainer_open(trainer *tr, moec_model *m, const moec_train_opt
     tr->m = m;
     tr->o = *o;
     MOEC_TRY(moec_model_alloc_grads(m));
+    moec_model_zero_grads(m);
     tr->adam_m = moec_alloc_floats(m->table.total);
     tr->adam_v = moec_alloc_floats(m->table.total);
     tr->inputs = malloc((size_t)(o->batch * o->seq) * sizeof(int32_t));

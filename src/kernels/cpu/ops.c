@@ -199,7 +199,8 @@ static void ce_rows(void *p, int64_t r0, int64_t r1, int thread) {
         float mx = -INFINITY;
         for (int64_t j = 0; j < V; j++) mx = z[j] > mx ? z[j] : mx;
         double sum = 0;
-        for (int64_t j = 0; j < V; j++) sum += exp((double)(z[j] - mx));
+        /* each term is in (0, 1]: float exp is exact enough, the sum is kept in double */
+        for (int64_t j = 0; j < V; j++) sum += expf(z[j] - mx);
         const double lse = (double)mx + log(sum);
         a->losses[r] = tgt >= 0 ? (float)(lse - z[tgt]) : 0.0f;
         if (a->dlogits) {

@@ -67,6 +67,28 @@ elif cmp -s "$TMP/full/model.safetensors" "$TMP/half/model.safetensors"; then
     ok "training over an existing run is refused, files untouched: $(head -1 "$TMP/err.txt")"
 else ko "existing run was modified"; fi
 
+# gradient accumulation: 2 micro-batches of 2 rows = one batch of 4 rows (dense model: no capacity coupling
+# between rows), same sampled windows, so losses and weights agree to fp32 rounding
+cat > "$TMP/dense.json" <<'JSON'
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512, "hidden_size": 64,
+ "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+ "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": true}
+JSON
+acc=(--config "$TMP/dense.json" --seq 32 --eval-every 0 --seed 3 --threads 2 --quiet 1)
+"$MOEC" train --data "$TMP/corpus.txt" --out "$TMP/acc1" --steps 3 --batch 4 "${acc[@]}" > /dev/null 2>&1
+"$MOEC" train --data "$TMP/corpus.txt" --out "$TMP/acc2" --steps 3 --batch 2 --grad-accum 2 "${acc[@]}" > /dev/null 2>&1
+if "$PY" - "$TMP/acc1" "$TMP/acc2" <<'PYEOF'
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+def losses(d): return [json.loads(l)["loss"] for l in open(d + "/metrics.jsonl") if '"loss"' in l]
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+wa, wb = load_file(sys.argv[1] + "/model.safetensors"), load_file(sys.argv[2] + "/model.safetensors")
+dl = max(abs(x - y) for x, y in zip(a, b)); dw = max(float(np.abs(wa[k] - wb[k]).max()) for k in wa)
+print(f"grad-accum: {len(a)} steps, max |loss diff| {dl:.2e}, max |weight diff| {dw:.2e}")
+sys.exit(0 if len(a) == len(b) == 3 and dl < 1e-5 and dw < 1e-5 else 1)
+PYEOF
+then ok "gradient accumulation 2x2 equals one batch of 4"; else ko "gradient accumulation"; fi
+
 # a NaN gradient is detected, reported and skipped: weights after the skipped step equal those before it
 MOEC_FAULT_NAN_STEP=3 "$MOEC" train --data "$TMP/corpus.txt" --out "$TMP/nan" --steps 3 --save-every 2 \
     "${common[@]}" > /dev/null 2> "$TMP/nan.err"

@@ -117,6 +117,7 @@ if [ -n "$step" ] && [ "$step" -gt 2 ] &&
    "$MOEC" train --resume "$TMP/kill" --steps $((step + 1)) --quiet 1 > /dev/null 2>> "$TMP/kill.err" &&
    "$MOEC" forward --model "$TMP/kill" --ids "1 2 3 4" > /dev/null 2>> "$TMP/kill.err"; then
     ok "killed 5 times mid-run (saving every step): the checkpoint always resumes (reached step $((step + 1)))"
+    if ls "$TMP/kill" | grep -q '\.tmp\.'; then ko "stale temporary files left after resume"; else ok "no stale temporary files after resume"; fi
 else ko "resume after kill -9"; tail -3 "$TMP/kill.err"; fi
 
 # ---------------------------------------------------------------- bad input

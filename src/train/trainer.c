@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <glob.h>
 #include <unistd.h>
 #include <inttypes.h>
 #include <math.h>
@@ -203,6 +204,21 @@ static moec_status restore_previous(const char *dir, const char *name, const cha
     if (rename(prev, cur) != 0) return MOEC_ERR(MOEC_ERR_IO, "cannot restore %s: %s", prev, strerror(errno));
     fprintf(stderr, "restored %s from the checkpoint of step %s (the run stopped during a save)\n", cur, step);
     return MOEC_OK;
+}
+
+/* A run killed mid-write leaves NAME.tmp.<pid> files (see fsutil.c); the resuming process owns the directory,
+ * so they are garbage. */
+static void remove_stale_temps(const char *dir) {
+    static const char *const names[] = {"model.safetensors", "optimizer.safetensors", "config.json",
+                                        "trainer.json", "metrics.jsonl"};
+    char pattern[4200];
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(pattern, sizeof pattern, "%s/%s.tmp.*", dir, names[i]);
+        glob_t g;
+        if (glob(pattern, 0, NULL, &g) == 0)
+            for (size_t k = 0; k < g.gl_pathc; k++) unlink(g.gl_pathv[k]);
+        globfree(&g);
+    }
 }
 
 /* Optimizer first, model second, trainer.json last: trainer.json names the step the other two must carry. */
@@ -511,6 +527,7 @@ moec_status moec_train_resume(const char *dir, int64_t steps, int quiet) {
     float *params = NULL;
     char step_str[32];
     snprintf(step_str, sizeof step_str, "%lld", (long long)step);
+    remove_stale_temps(dir);
     if (st == MOEC_OK) st = restore_previous(dir, "model.safetensors", step_str);
     if (st == MOEC_OK) st = restore_previous(dir, "optimizer.safetensors", step_str);
     if (st == MOEC_OK) st = moec_model_dir_load(dir, &cfg, &table, &params);

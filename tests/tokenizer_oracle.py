@@ -5,6 +5,11 @@ The oracle is the Hugging Face `tokenizers` library (pip install tokenizers), wh
 it loads the tokenizer.json that moec wrote and encodes the same text. Commands:
 
   encode TOKENIZER_JSON IN_TEXT OUT_IDS   encode IN_TEXT (UTF-8) and write the ids as little-endian int32
+  encode-raw TOKENIZER_JSON IN OUT        the same without the post-processor's tokens (add_special_tokens=False)
+  decode TOKENIZER_JSON IN_IDS OUT_TEXT   decode little-endian int32 ids (keeping special tokens) to UTF-8
+  sp-build CORPUS OUT_DIR                 train SentencePiece-style BPE tokenizers (byte fallback, Llama 2 layout)
+                                          with the library itself and write OUT_DIR/sp_{prepend,meta_first,
+                                          meta_split}.json (see build_sp for how the three differ)
   unicode-table                           print src/io/tokenizer_unicode.c (the codepoint class table that moec's
                                           pre-tokenizer uses), generated from Python's unicodedata
 
@@ -27,6 +32,93 @@ def cmd_encode(tok_path, in_path, out_path):
     ids = tok.encode(text).ids
     with open(out_path, "wb") as f:
         f.write(struct.pack("<%di" % len(ids), *ids))
+    return 0
+
+
+def cmd_encode_raw(tok_path, in_path, out_path):
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(tok_path)
+    with open(in_path, "rb") as f:
+        text = f.read().decode("utf-8")
+    ids = tok.encode(text, add_special_tokens=False).ids
+    with open(out_path, "wb") as f:
+        f.write(struct.pack("<%di" % len(ids), *ids))
+    return 0
+
+
+def cmd_decode(tok_path, in_path, out_path):
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(tok_path)
+    with open(in_path, "rb") as f:
+        raw = f.read()
+    ids = list(struct.unpack("<%di" % (len(raw) // 4), raw))
+    with open(out_path, "wb") as f:
+        f.write(tok.decode(ids, skip_special_tokens=False).encode("utf-8"))
+    return 0
+
+
+def build_sp(corpus, variant):
+    """A Llama 2-style tokenizer.json: ids 0-2 <unk> <s> </s>, 3-258 the byte tokens <0x00>..<0xFF>, then the
+    learned pieces. The alphabet is limited so that rare characters (Greek, CJK, emoji) are not in the vocab and
+    must go through byte fallback. Variants: "prepend" = normalizer Sequence[Prepend, Replace] and decoder
+    Sequence[Replace, ByteFallback, Fuse, Strip] (current Llama 2 / Mistral files); "meta_first" = Metaspace
+    pre-tokenizer (prepend_scheme first, split false) with decoder Sequence[ByteFallback, Fuse, Metaspace];
+    "meta_split" = Metaspace (always, split true) with the Metaspace decoder alone (byte tokens decode literally)."""
+    import json
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    if variant == "prepend":
+        tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
+        tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Strip(" ", 1, 0)])
+    elif variant == "meta_first":
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+        tok.decoder = decoders.Sequence([decoders.ByteFallback(), decoders.Fuse(),
+                                         decoders.Metaspace(replacement="\u2581", prepend_scheme="first")])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+        tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    with open(corpus, "rb") as f:
+        text = f.read()[:60000].decode("utf-8", "ignore")
+    lines = [l for l in text.split("\n") if l.strip()]
+    lines += ["Caf\u00e9 na\u00efve r\u00e9sum\u00e9 \u00fcber sch\u00f6n"] * 5
+    trainer = trainers.BpeTrainer(vocab_size=700, special_tokens=["<unk>", "<s>", "</s>"], limit_alphabet=60,
+                                  show_progress=False)
+    tok.train_from_iterator(lines, trainer)
+    d = json.loads(tok.to_str())
+    old = d["model"]["vocab"]
+    specials = ["<unk>", "<s>", "</s>"]
+    vocab = {s: i for i, s in enumerate(specials)}
+    for b in range(256):
+        vocab["<0x%02X>" % b] = len(vocab)
+    for piece, _ in sorted(old.items(), key=lambda kv: kv[1]):
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    d["model"]["vocab"] = vocab
+    for a in d["added_tokens"]:
+        a["id"] = vocab[a["content"]]
+    d["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                 {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [vocab["<s>"]], "tokens": ["<s>"]}},
+    }
+    return json.dumps(d, ensure_ascii=False, indent=1)
+
+
+def cmd_sp_build(corpus, out_dir):
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        print("tokenizer_oracle: the Python package 'tokenizers' is not installed", file=sys.stderr)
+        return 77
+    from tokenizers import Tokenizer
+    for variant in ("prepend", "meta_first", "meta_split"):
+        path = "%s/sp_%s.json" % (out_dir, variant)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(build_sp(corpus, variant))
+        Tokenizer.from_file(path)  # the library must accept what we wrote
     return 0
 
 
@@ -74,6 +166,12 @@ def cmd_unicode_table():
 def main(argv):
     if len(argv) == 5 and argv[1] == "encode":
         return cmd_encode(argv[2], argv[3], argv[4])
+    if len(argv) == 5 and argv[1] == "encode-raw":
+        return cmd_encode_raw(argv[2], argv[3], argv[4])
+    if len(argv) == 5 and argv[1] == "decode":
+        return cmd_decode(argv[2], argv[3], argv[4])
+    if len(argv) == 4 and argv[1] == "sp-build":
+        return cmd_sp_build(argv[2], argv[3])
     if len(argv) == 2 and argv[1] == "unicode-table":
         return cmd_unicode_table()
     print(__doc__, file=sys.stderr)

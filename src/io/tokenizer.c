@@ -24,7 +24,8 @@ moec_status moec_tok_alloc(moec_tokenizer **out, int32_t cap_vocab) {
         return MOEC_ERR(MOEC_ERR_NOMEM, "tokenizer: out of memory allocating %d ids", (int)cap_vocab);
     }
     t->tok_cap = cap_vocab;
-    for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
+    for (int b = 0; b < 256; b++) t->byte_id[b] = t->byte_tok[b] = -1;
+    t->bos_id = t->unk_id = -1;
     *out = t;
     return MOEC_OK;
 }
@@ -96,6 +97,7 @@ void moec_tokenizer_free(moec_tokenizer *t) {
 }
 
 int moec_tokenizer_vocab_size(const moec_tokenizer *t) { return t->n_vocab; }
+int moec_tokenizer_bos_id(const moec_tokenizer *t) { return t->bos_id; }
 
 int moec_tokenizer_token_id(const moec_tokenizer *t, const char *token) {
     size_t n = strlen(token);
@@ -111,7 +113,7 @@ int moec_tokenizer_token_id(const moec_tokenizer *t, const char *token) {
  * position); pop the best, skip it if stale (its left symbol was merged away, or the pair there no longer merges
  * to the same token), else merge and push the two pairs the new symbol forms with its neighbours. */
 
-typedef struct { int32_t rank, pos, result; } bpe_cand;
+typedef moec_tok_bpe_cand bpe_cand;
 
 static int cand_less(bpe_cand x, bpe_cand y) { return x.rank != y.rank ? x.rank < y.rank : x.pos < y.pos; }
 
@@ -141,13 +143,9 @@ static void push_pair(const moec_tokenizer *t, bpe_cand *h, size_t *nh, int32_t 
     if (v >= 0) heap_push(h, nh, (bpe_cand){(int32_t)(v >> 32), pos, (int32_t)(v & 0xffffffff)});
 }
 
-/* Merge word w[0..n) (n >= 1) into ids written to out[0..*n_out). scratch holds >= 6n int32 (symbols, links)
- * and heap holds >= 3n candidates (n initial pairs, at most two more per merge). */
-static void bpe_word(const moec_tokenizer *t, const uint8_t *w, size_t n, int32_t *out, size_t *n_out,
-                     int32_t *scratch, bpe_cand *heap) {
-    int32_t *sym = scratch, *prev = scratch + n, *next = scratch + 2 * n;
+void moec_tok_bpe(const moec_tokenizer *t, int32_t *sym, size_t n, size_t *n_out, int32_t *links, bpe_cand *heap) {
+    int32_t *prev = links, *next = links + n;
     for (size_t i = 0; i < n; i++) {
-        sym[i] = t->byte_id[w[i]];
         prev[i] = (int32_t)i - 1;
         next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
@@ -167,9 +165,18 @@ static void bpe_word(const moec_tokenizer *t, const uint8_t *w, size_t n, int32_
         if (prev[p] >= 0) push_pair(t, heap, &nh, prev[p], sym[prev[p]], sym[p]);
         if (next[p] >= 0) push_pair(t, heap, &nh, p, sym[p], sym[next[p]]);
     }
-    size_t k = 0;
-    for (int32_t i = 0; i >= 0; i = next[i]) out[k++] = sym[i];
+    size_t k = 0; /* compact in place: k <= i always */
+    for (int32_t i = 0; i >= 0; i = next[i]) sym[k++] = sym[i];
     *n_out = k;
+}
+
+/* Merge word w[0..n) (n >= 1) into ids written to out[0..*n_out). scratch holds >= 6n int32 (symbols, links)
+ * and heap holds >= 3n candidates (n initial pairs, at most two more per merge). */
+static void bpe_word(const moec_tokenizer *t, const uint8_t *w, size_t n, int32_t *out, size_t *n_out,
+                     int32_t *scratch, bpe_cand *heap) {
+    for (size_t i = 0; i < n; i++) scratch[i] = t->byte_id[w[i]];
+    moec_tok_bpe(t, scratch, n, n_out, scratch + n, heap);
+    memcpy(out, scratch, *n_out * sizeof *out);
 }
 
 /* ------------------------------------------------------------------------------------------------------------ */
@@ -250,7 +257,8 @@ static moec_status encode_word(const moec_tokenizer *t, encode_state *st, const 
     return MOEC_OK;
 }
 
-static moec_status encode_span(const moec_tokenizer *t, encode_state *st, const uint8_t *s, size_t n) {
+static moec_status encode_span(const moec_tokenizer *t, encode_state *st, const uint8_t *s, size_t n, int at_start) {
+    if (t->sp) return moec_tok_sp_encode_span(t, s, n, at_start, &st->ids, &st->n, &st->cap);
     for (size_t i = 0; i < n;) {
         size_t j = moec_tok_pretoken_end(s, n, i);
         MOEC_TRY(encode_word(t, st, s + i, j - i));
@@ -286,7 +294,7 @@ moec_status moec_tokenizer_encode(const moec_tokenizer *t, const char *text, siz
     *ids = NULL;
     *n = 0;
     if (!text && len) return MOEC_ERR(MOEC_ERR_ARG, "tokenizer_encode: NULL text of length %zu", len);
-    for (int b = 0; b < 256; b++)
+    for (int b = 0; !t->sp && b < 256; b++)
         if (t->byte_id[b] < 0) return MOEC_ERR(MOEC_ERR_ARG, "tokenizer_encode: byte 0x%02x has no token", b);
     encode_state st = {0};
     size_t *next_at = calloc((size_t)t->n_special + 1, sizeof *next_at);
@@ -302,7 +310,7 @@ moec_status moec_tokenizer_encode(const moec_tokenizer *t, const char *text, siz
     while (s == MOEC_OK && pos < len) {
         size_t where = len;
         int32_t k = next_special(t, u, len, pos, next_at, &where);
-        s = encode_span(t, &st, u + pos, (k >= 0 ? where : len) - pos);
+        s = encode_span(t, &st, u + pos, (k >= 0 ? where : len) - pos, pos == 0);
         if (s != MOEC_OK || k < 0) break;
         s = reserve_ids(&st.ids, &st.cap, st.n + 1);
         if (s != MOEC_OK) break;
@@ -330,6 +338,7 @@ moec_status moec_tokenizer_decode(const moec_tokenizer *t, const int32_t *ids, i
     *text = NULL;
     *len = 0;
     if (n < 0) return MOEC_ERR(MOEC_ERR_ARG, "tokenizer_decode: negative count %lld", (long long)n);
+    if (t->sp) return moec_tok_sp_decode(t, ids, n, text, len);
     size_t total = 0;
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab)

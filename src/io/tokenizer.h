@@ -13,6 +13,10 @@
  * one). Bytes that are not valid UTF-8 are handled (each such byte is its own "other" character), so every
  * byte string round-trips: decode(encode(x)) == x.
  *
+ * SentencePiece-style BPE (Llama 2 / Mistral tokenizer.json: "▁" for spaces, byte fallback to "<0xNN>" tokens,
+ * Prepend/Replace normalizer or Metaspace pre-tokenizer) can be read, encoded and decoded too; see tokenizer_sp.c
+ * for what is supported. Such a tokenizer is not written back (moec_tokenizer_save_json refuses it).
+ *
  * A tokenizer is immutable once built; encode/decode may be called from several threads at once.
  */
 #ifndef MOEC_IO_TOKENIZER_H
@@ -32,25 +36,34 @@ moec_status moec_tokenizer_train(moec_tokenizer **out, const char *text, size_t 
                                  const char *const *special_tokens, int n_special);
 
 /* Encode text[0..len) into a fresh malloc'ed array *ids of *n ids (caller frees). Special tokens appearing
- * literally in the text become their id. */
+ * literally in the text become their id. No BOS/EOS is ever added (unlike Hugging Face's default
+ * add_special_tokens=True): callers that want the file's BOS prepend moec_tokenizer_bos_id() themselves. */
 moec_status moec_tokenizer_encode(const moec_tokenizer *t, const char *text, size_t len, int32_t **ids, int64_t *n);
 
 /* Decode ids into a fresh malloc'ed, NUL-terminated *text of *len bytes (NUL not counted; caller frees).
- * Special tokens decode to their literal text. An id outside the vocabulary is an error. */
+ * Special tokens decode to their literal text. An id outside the vocabulary is an error. SentencePiece-style
+ * tokenizers run the file's decoder ("▁" -> " ", byte tokens fused into UTF-8, one leading space stripped), as
+ * Hugging Face's decode(ids, skip_special_tokens=False) does. */
 moec_status moec_tokenizer_decode(const moec_tokenizer *t, const int32_t *ids, int64_t n, char **text, size_t *len);
 
 /* Write a Hugging Face tokenizer.json (BPE model, ByteLevel pre-tokenizer without prefix space, ByteLevel
  * decoder, specials as added_tokens), atomically (temporary file, fsync, rename). */
 moec_status moec_tokenizer_save_json(const moec_tokenizer *t, const char *path);
 
-/* Read a byte-level BPE tokenizer.json (ours or a compatible Hugging Face one). Everything is validated: ids
- * dense and unique, every byte present as a token, merges naming known tokens whose concatenation is a token;
- * options moec does not implement (normalizers, prefix space, subword prefixes, dropout) are refused. */
+/* Read a byte-level BPE tokenizer.json (ours or a compatible Hugging Face one), or a SentencePiece-style BPE one
+ * (any pre_tokenizer other than ByteLevel: Metaspace or null). Everything is validated: ids dense and unique,
+ * every byte present as a token (byte-level: as a single-byte token; SentencePiece with byte_fallback: as
+ * "<0xNN>"), merges naming known tokens whose concatenation is a token; options moec does not implement
+ * (other normalizers/pre-tokenizers/decoders, prefix space on byte-level, subword prefixes, dropout) are refused. */
 moec_status moec_tokenizer_load_json(moec_tokenizer **out, const char *path);
 
 int moec_tokenizer_vocab_size(const moec_tokenizer *t);
+/* The BOS id that the tokenizer.json's TemplateProcessing post_processor puts first, or -1 (no template, or a
+ * tokenizer moec trained). moec_tokenizer_encode never adds it; callers do. */
+int moec_tokenizer_bos_id(const moec_tokenizer *t);
 /* Id of the token whose raw bytes are exactly `token` (NUL-terminated), special tokens first; -1 if none.
- * Regular tokens are named by their bytes (" the"), not their tokenizer.json spelling ("Ġthe"). */
+ * Byte-level regular tokens are named by their bytes (" the"), not their tokenizer.json spelling ("Ġthe");
+ * SentencePiece-style ones by their spelling ("▁the", "<0x0A>"). */
 int moec_tokenizer_token_id(const moec_tokenizer *t, const char *token);
 void moec_tokenizer_free(moec_tokenizer *t);
 

@@ -51,6 +51,24 @@ void moec_tok_strmap_set(moec_tok_strmap *m, const char *s, size_t n, int64_t va
 void moec_tok_strmap_clear(moec_tok_strmap *m);
 void moec_tok_strmap_free(moec_tok_strmap *m);
 
+/* ---- SentencePiece-style pipeline (Llama 2 / Mistral tokenizer.json; tokenizer_sp.c) ---- */
+/* One step of the normalizer or of the decoder, in file order. Strings are short ("▁", " ") and NUL-terminated. */
+enum {
+    MOEC_TOK_STEP_PREPEND,        /* normalizer Prepend(a): put a before non-empty text */
+    MOEC_TOK_STEP_REPLACE,        /* normalizer/decoder Replace(String a -> b) */
+    MOEC_TOK_STEP_BYTE_FALLBACK,  /* decoder: runs of <0xNN> tokens -> their bytes (U+FFFD each if not UTF-8) */
+    MOEC_TOK_STEP_FUSE,           /* decoder: join all tokens into one */
+    MOEC_TOK_STEP_STRIP,          /* decoder Strip(a, start, stop): per token, up to start/stop copies of a */
+    MOEC_TOK_STEP_METASPACE,      /* decoder Metaspace(a): a -> ' ', but dropped in the first token (if prepend) */
+};
+#define MOEC_TOK_MAX_STEPS 8
+typedef struct {
+    int type;
+    char a[16], b[16];
+    int start, stop;   /* STRIP counts; METASPACE: start = 1 unless prepend_scheme is "never" */
+} moec_tok_step;
+enum { MOEC_TOK_PREPEND_NEVER = 0, MOEC_TOK_PREPEND_FIRST, MOEC_TOK_PREPEND_ALWAYS };
+
 /* ---- the tokenizer ---- */
 struct moec_tokenizer {
     int32_t n_vocab;       /* ids are 0..n_vocab-1 */
@@ -68,6 +86,21 @@ struct moec_tokenizer {
     int32_t *merges;       /* [n_merges][3]: left id, right id, result id; index = rank */
     moec_tok_u64map ranks; /* pair key -> rank << 32 | result id */
     int ignore_merges;     /* HF option: a word that is itself a token is emitted whole, before merging */
+    int32_t bos_id;        /* BOS the post_processor template puts first (callers add it), or -1 */
+
+    /* SentencePiece-style files (sp = 1): tokens are stored as spelled in the file ("▁the", "<0x0A>"), text is
+     * normalized (norm steps, then the Metaspace pre-tokenizer if meta), merged by BPE over its characters, and
+     * characters outside the vocab become byte tokens (byte fallback) or unk. Decoding runs the dec steps. */
+    int sp;
+    int n_norm, n_dec;
+    moec_tok_step norm[MOEC_TOK_MAX_STEPS], dec[MOEC_TOK_MAX_STEPS];
+    int meta;              /* Metaspace pre-tokenizer present */
+    char meta_repl[16];    /* its replacement ("▁") */
+    int meta_prepend;      /* MOEC_TOK_PREPEND_* */
+    int meta_split;        /* split=true: each replacement character starts a new word */
+    int byte_fallback, fuse_unk;
+    int32_t unk_id;        /* -1: characters outside the vocab (and without byte fallback) are dropped, as in HF */
+    int32_t byte_tok[256]; /* id of "<0xNN>" for each byte (byte_fallback), else -1 */
 };
 
 /* Allocate an empty tokenizer with room for cap_vocab ids (it grows). */
@@ -76,6 +109,22 @@ moec_status moec_tok_alloc(moec_tokenizer **out, int32_t cap_vocab);
 moec_status moec_tok_add_token(moec_tokenizer *t, const char *bytes, size_t n, int special);
 /* Append merge (a, b) -> r with the next rank; a later duplicate pair overrides (as in Hugging Face). */
 moec_status moec_tok_add_merge(moec_tokenizer *t, int32_t a, int32_t b, int32_t r);
+
+/* ---- BPE merging (tokenizer.c): merge the n >= 1 ids sym[0..n) in place by merge rank, as Hugging Face's
+ * Word::merge_all; the result is sym[0..*n_out). links holds >= 2n int32, heap >= 3n candidates. */
+typedef struct { int32_t rank, pos, result; } moec_tok_bpe_cand;
+void moec_tok_bpe(const moec_tokenizer *t, int32_t *sym, size_t n, size_t *n_out, int32_t *links,
+                  moec_tok_bpe_cand *heap);
+
+/* ---- SentencePiece-style files (tokenizer_sp.c) ---- */
+/* Read normalizer, pre_tokenizer (Metaspace or null), decoder and post_processor of a non-byte-level file. */
+moec_status moec_tok_sp_parse_pipeline(moec_tokenizer *t, const void *cjson_root, const char *path);
+/* After the vocab is loaded: resolve unk_token, the byte tokens and the BOS of the post_processor template. */
+moec_status moec_tok_sp_resolve(moec_tokenizer *t, const void *cjson_root, const char *path);
+/* Encode the text between two special tokens (at_start: it begins the whole text), appending to *ids. */
+moec_status moec_tok_sp_encode_span(const moec_tokenizer *t, const uint8_t *s, size_t n, int at_start,
+                                    int32_t **ids, size_t *n_ids, size_t *cap);
+moec_status moec_tok_sp_decode(const moec_tokenizer *t, const int32_t *ids, int64_t n, char **text, size_t *len);
 
 /* ---- GPT-2 byte-level alphabet: byte b is written as the codepoint moec_tok_byte_to_cp(b). ---- */
 uint32_t moec_tok_byte_to_cp(uint8_t b);

@@ -1,4 +1,6 @@
-/* tokenizer_json.c — reading and writing Hugging Face tokenizer.json files for byte-level BPE.
+/* tokenizer_json.c — reading and writing Hugging Face tokenizer.json files for byte-level BPE. SentencePiece-style
+ * files (any pre_tokenizer other than ByteLevel) share the vocab/merges loading here; their normalizer, Metaspace
+ * pre-tokenizer, decoder and post_processor are read by tokenizer_sp.c (format described there).
  *
  * The parts of the format moec writes and reads (everything else is written as null/false defaults):
  *   "added_tokens":  [{"id", "content", "special", ...}]  tokens matched literally in text before
@@ -137,6 +139,8 @@ static moec_status build_json(const moec_tokenizer *t, cJSON *root, const char *
 }
 
 moec_status moec_tokenizer_save_json(const moec_tokenizer *t, const char *path) {
+    if (t->sp)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: writing SentencePiece-style tokenizers is not supported (only byte-level)", path);
     cJSON *root = cJSON_CreateObject();
     if (!root) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory building JSON", path);
     moec_status st = build_json(t, root, path);
@@ -154,9 +158,10 @@ moec_status moec_tokenizer_save_json(const moec_tokenizer *t, const char *path) 
 static const cJSON *field(const cJSON *o, const char *name) { return cJSON_GetObjectItemCaseSensitive(o, name); }
 static int is_absent(const cJSON *v) { return !v || cJSON_IsNull(v); }
 
-/* Refuse the options that would make Hugging Face encode differently from moec. */
-static moec_status check_options(const cJSON *root, const cJSON *model, const char *path) {
-    const cJSON *norm = field(root, "normalizer"), *pre = field(root, "pre_tokenizer"), *v;
+/* Refuse the options that would make Hugging Face encode differently from moec: first the byte-level pipeline
+ * around the model, then (check_model, for both kinds of file) the BPE model's own options. */
+static moec_status check_bytelevel_pipeline(const cJSON *root, const char *path) {
+    const cJSON *norm = field(root, "normalizer"), *pre = field(root, "pre_tokenizer");
     if (!is_absent(norm)) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: normalizers are not supported (need \"normalizer\": null)", path);
     if (!cJSON_IsObject(pre) || !cJSON_IsString(field(pre, "type")) || strcmp(field(pre, "type")->valuestring, "ByteLevel"))
         return MOEC_ERR(MOEC_ERR_FORMAT, "%s: pre_tokenizer must be ByteLevel (GPT-2 style)", path);
@@ -167,7 +172,11 @@ static moec_status check_options(const cJSON *root, const cJSON *model, const ch
     const cJSON *post = field(root, "post_processor");
     if (!is_absent(post) && !(cJSON_IsString(field(post, "type")) && !strcmp(field(post, "type")->valuestring, "ByteLevel")))
         return MOEC_ERR(MOEC_ERR_FORMAT, "%s: post_processor that adds tokens is not supported (need null)", path);
-    v = field(model, "type");
+    return MOEC_OK;
+}
+
+static moec_status check_model(const cJSON *model, const char *path) {
+    const cJSON *v = field(model, "type");
     if (v && (!cJSON_IsString(v) || strcmp(v->valuestring, "BPE")))
         return MOEC_ERR(MOEC_ERR_FORMAT, "%s: model type must be \"BPE\"", path);
     v = field(model, "dropout");
@@ -214,7 +223,8 @@ static int merge_parts(const cJSON *m, char **buf, const char **l, const char **
     return 0;
 }
 
-static moec_status load_model(moec_tokenizer *t, const cJSON *root, const cJSON *model, const char *path) {
+/* sp: tokens are kept as spelled (SentencePiece style) rather than read in the byte-level alphabet. */
+static moec_status load_model(moec_tokenizer *t, const cJSON *root, const cJSON *model, const char *path, int sp) {
     const cJSON *vocab = field(model, "vocab"), *merges = field(model, "merges"), *added = field(root, "added_tokens");
     if (!cJSON_IsObject(vocab)) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: model.vocab is missing or not an object", path);
     if (!cJSON_IsArray(merges)) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: model.merges is missing or not an array", path);
@@ -271,7 +281,7 @@ static moec_status load_model(moec_tokenizer *t, const cJSON *root, const cJSON 
     for (int b = 0; b < 256; b++) inv[moec_tok_byte_to_cp((uint8_t)b)] = (int16_t)b;
     for (int64_t id = 0; st == MOEC_OK && id < n_ids; id++) {
         size_t n = strlen(name[id]);
-        if (special[id]) { st = moec_tok_add_token(t, name[id], n, 1); continue; }
+        if (special[id] || sp) { st = moec_tok_add_token(t, name[id], n, special[id]); continue; }
         char *r = realloc(raw, n + 1);
         if (!r) { st = MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", path); break; }
         raw = r;
@@ -283,7 +293,7 @@ static moec_status load_model(moec_tokenizer *t, const cJSON *root, const cJSON 
         }
         st = moec_tok_add_token(t, raw, (size_t)k, 0);
     }
-    for (int b = 0; st == MOEC_OK && b < 256; b++)
+    for (int b = 0; st == MOEC_OK && !sp && b < 256; b++)
         if (t->byte_id[b] < 0) st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: byte 0x%02x has no single-byte token", path, b);
     int64_t mi = 0;
     for (const cJSON *m = merges->child; st == MOEC_OK && m; m = m->next, mi++) {
@@ -330,14 +340,21 @@ moec_status moec_tokenizer_load_json(moec_tokenizer **out, const char *path) {
     free(data);
     const cJSON *model = field(root, "model");
     moec_status st = cJSON_IsObject(root) && cJSON_IsObject(model)
-                         ? check_options(root, model, path)
+                         ? check_model(model, path)
                          : MOEC_ERR(MOEC_ERR_FORMAT, "%s: no \"model\" object; not a tokenizer.json", path);
+    /* A ByteLevel pre-tokenizer makes a GPT-2 style file; anything else is read as SentencePiece style. */
+    const cJSON *pre = st == MOEC_OK ? field(root, "pre_tokenizer") : NULL;
+    int sp = !(cJSON_IsObject(pre) && cJSON_IsString(field(pre, "type")) &&
+               !strcmp(field(pre, "type")->valuestring, "ByteLevel"));
     moec_tokenizer *t = NULL;
     if (st == MOEC_OK) st = moec_tok_alloc(&t, 1024);
+    if (st == MOEC_OK) st = sp ? moec_tok_sp_parse_pipeline(t, root, path) : check_bytelevel_pipeline(root, path);
     if (st == MOEC_OK) {
+        t->sp = sp;
         t->ignore_merges = cJSON_IsTrue(field(model, "ignore_merges"));
-        st = load_model(t, root, model, path);
+        st = load_model(t, root, model, path, sp);
     }
+    if (st == MOEC_OK && sp) st = moec_tok_sp_resolve(t, root, path);
     cJSON_Delete(root);
     if (st != MOEC_OK) {
         moec_tokenizer_free(t);

@@ -1,3 +1,0 @@
-build-san/obj/src/io/png.o: src/io/png.c src/io/png.h src/core/error.h
-src/io/png.h:
-src/core/error.h:

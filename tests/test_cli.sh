@@ -89,6 +89,30 @@ sys.exit(0 if len(a) == len(b) == 3 and dl < 1e-5 and dw < 1e-5 else 1)
 PYEOF
 then ok "gradient accumulation 2x2 equals one batch of 4"; else ko "gradient accumulation"; fi
 
+# training continues from an upcycled model (--init): expert_similarity starts at ~1 and falls, and the value
+# logged for the last step equals the mean pairwise cosine similarity computed by numpy from the saved weights
+"$MOEC" upcycle --model "$TMP/acc1" --out "$TMP/up" --experts 4 --top-k 2 > /dev/null 2>&1
+"$MOEC" train --init "$TMP/up" --data "$TMP/corpus.txt" --out "$TMP/upt" --steps 12 --batch 4 --seq 32 --warmup 3 \
+    --lr 1e-3 --eval-every 0 --threads 2 --quiet 1 > /dev/null 2>&1
+if cmp -s "$TMP/acc1/tokenizer.json" "$TMP/upt/tokenizer.json" && "$PY" - "$TMP/upt" <<'PYEOF'
+import json, sys, numpy as np
+from safetensors.numpy import load_file
+recs = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl") if '"expert_similarity"' in l]
+w = load_file(sys.argv[1] + "/model.safetensors"); cfg = json.load(open(sys.argv[1] + "/config.json"))
+E = cfg["num_local_experts"]; ok = True
+for j, l in enumerate(cfg["moe_layers"]):
+    X = np.stack([np.concatenate([w[f"model.layers.{l}.block_sparse_moe.experts.{e}.{m}.weight"].ravel()
+                                  for m in ("w1", "w3", "w2")]).astype(np.float64) for e in range(E)])
+    n = np.linalg.norm(X, axis=1); C = (X @ X.T) / np.outer(n, n)
+    ref = C[np.triu_indices(E, 1)].mean()
+    first, last = recs[0]["expert_similarity"][j], recs[-1]["expert_similarity"][j]
+    print(f"layer {l}: similarity {first:.5f} -> {last:.5f}, numpy {ref:.5f}")
+    ok &= first > 0.99 and last < first and abs(last - ref) < 1e-4
+sys.exit(0 if ok and len(recs) == 12 else 1)
+PYEOF
+then ok "train --init from an upcycled model: tokenizer carried over, expert_similarity falls and matches numpy"
+else ko "train --init / expert_similarity"; fi
+
 # a NaN gradient is detected, reported and skipped: weights after the skipped step equal those before it
 MOEC_FAULT_NAN_STEP=3 "$MOEC" train --data "$TMP/corpus.txt" --out "$TMP/nan" --steps 3 --save-every 2 \
     "${common[@]}" > /dev/null 2> "$TMP/nan.err"

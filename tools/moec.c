@@ -7,6 +7,7 @@
  *   moec train   --resume DIR --steps N
  *   moec eval    --model DIR --data DIR/data/val.bin [--batch B] [--seq S]
  *   moec plot    --metrics DIR/metrics.jsonl [--out DIR/plots]
+ *   moec upcycle --model DENSE_DIR --out MOE_DIR --experts N [--top-k K] [--layers all|0,2] [--lambda L] ...
  */
 #include <errno.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
 #include "model/model.h"
+#include "moe/upcycle.h"
 #include "train/data.h"
 #include "train/plot.h"
 #include "train/trainer.h"
@@ -300,7 +302,7 @@ static int cmd_train(int argc, char **argv) {
     static const char *const allowed[] = {"data", "out", "steps", "config", "batch", "seq", "seed", "threads",
                                           "resume", "lr", "min-lr", "warmup", "schedule-steps", "eval-every",
                                           "eval-batches", "save-every", "grad-accum", "vocab", "weight-decay",
-                                          "clip", "val-fraction", "quiet", NULL};
+                                          "clip", "val-fraction", "quiet", "init", NULL};
     flags f;
     if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f)) return 2;
     long long steps = 0, v;
@@ -350,7 +352,16 @@ static int cmd_train(int argc, char **argv) {
     }
     moec_config cfg;
     moec_status st = MOEC_OK;
-    if (config_path) {
+    const char *init = get(&f, "init"); /* continue from a model directory (e.g. `moec upcycle` output) */
+    moec_model m;
+    memset(&m, 0, sizeof m);
+    if (init && config_path) return usage_error("--init and --config exclude each other (the model's config is used)", NULL);
+    if (init) {
+        st = load_model(&m, init);
+        if (st != MOEC_OK) return fail(st);
+        cfg = m.cfg;
+        vocab = cfg.vocab_size;
+    } else if (config_path) {
         st = moec_config_load_json(&cfg, config_path);
         if (st != MOEC_OK) return fail(st);
         vocab = cfg.vocab_size;
@@ -369,30 +380,40 @@ static int cmd_train(int argc, char **argv) {
     moec_tokenizer *tok = NULL;
     static const char *const specials[] = {"<|endoftext|>"};
     if (st == MOEC_OK) st = moec_mkdir_p(out);
-    if (st == MOEC_OK) {
+    if (st == MOEC_OK && init) { /* the model's own tokenizer, carried over byte for byte */
+        char src[4096], *tj = NULL;
+        size_t tn = 0;
+        snprintf(src, sizeof src, "%s/tokenizer.json", init);
+        st = moec_tokenizer_load_json(&tok, src);
+        if (st == MOEC_OK) st = moec_read_file(src, &tj, &tn, (size_t)1 << 30);
+        snprintf(path, sizeof path, "%s/tokenizer.json", out);
+        if (st == MOEC_OK) st = moec_write_file_atomic(path, tj, tn);
+        free(tj);
+        if (st == MOEC_OK && moec_tokenizer_vocab_size(tok) > cfg.vocab_size)
+            st = MOEC_ERR(MOEC_ERR_CONFIG, "%s has %d tokens but the model only %d", src,
+                          moec_tokenizer_vocab_size(tok), cfg.vocab_size);
+    } else if (st == MOEC_OK) {
         if (!quiet) fprintf(stderr, "training a %lld-token byte-level BPE tokenizer on %s (%zu bytes)\n", vocab, data, len);
         st = moec_tokenizer_train(&tok, text, len, (int)vocab, specials, 1);
+        snprintf(path, sizeof path, "%s/tokenizer.json", out);
+        if (st == MOEC_OK) st = moec_tokenizer_save_json(tok, path);
     }
     free(text);
-    if (st == MOEC_OK) {
-        snprintf(path, sizeof path, "%s/tokenizer.json", out);
-        st = moec_tokenizer_save_json(tok, path);
-    }
     int64_t n_train = 0, n_val = 0;
     if (st == MOEC_OK) {
         snprintf(path, sizeof path, "%s/data", out);
         st = moec_data_prepare(data, tok, path, val_fraction, &n_train, &n_val);
     }
     if (st == MOEC_OK) {
-        cfg.bos_id = cfg.eos_id = moec_tokenizer_token_id(tok, "<|endoftext|>");
+        if (!init) cfg.bos_id = cfg.eos_id = moec_tokenizer_token_id(tok, "<|endoftext|>");
         if (!quiet) fprintf(stderr, "tokens: %lld train, %lld validation\n", (long long)n_train, (long long)n_val);
     }
     if (tok) moec_tokenizer_free(tok);
-    moec_model m;
-    memset(&m, 0, sizeof m);
-    if (st == MOEC_OK) st = moec_model_init(&m, &cfg);
+    if (st == MOEC_OK && !init) {
+        st = moec_model_init(&m, &cfg);
+        if (st == MOEC_OK) moec_model_init_random(&m, o.seed);
+    }
     if (st == MOEC_OK) {
-        moec_model_init_random(&m, o.seed);
         if (!quiet)
             fprintf(stderr, "model: %d layers (%d MoE, %d experts, top-%d), hidden %d, %lld parameters\n",
                     cfg.n_layers, moec_config_n_moe_layers(&cfg), cfg.moe.n_experts, cfg.moe.top_k, cfg.hidden,
@@ -451,17 +472,64 @@ static int cmd_plot(int argc, char **argv) {
     return 0;
 }
 
+/* moec upcycle: dense model directory -> MoE model directory (library: src/moe/upcycle.h). */
+static int cmd_upcycle(int argc, char **argv) {
+    static const char *const allowed[] = {"model", "out", "experts", "top-k", "layers", "lambda", "capacity-factor",
+                                          "noise", "gate", "gate-std", "seed", NULL};
+    flags f;
+    if (parse_flags(&f, argc, argv, allowed)) return 2;
+    const char *model = get(&f, "model"), *out = get(&f, "out");
+    if (!model || !out || !get(&f, "experts")) return usage_error("upcycle needs --model DIR --out DIR --experts N", NULL);
+    moec_upcycle_options o;
+    moec_upcycle_options_defaults(&o);
+    long long experts = 0, top_k = o.top_k, seed = 0;
+    if (get_int(&f, "experts", 1, MOEC_MAX_EXPERTS, &experts) < 0 || get_int(&f, "top-k", 1, MOEC_MAX_EXPERTS, &top_k) < 0 ||
+        get_int(&f, "seed", 0, (long long)1 << 62, &seed) < 0 || get_float(&f, "lambda", 0, 1e6, &o.gate_lambda) < 0 ||
+        get_float(&f, "capacity-factor", 0, 1e6, &o.capacity_factor) < 0 ||
+        get_float(&f, "noise", 0, 1e6, &o.noise_std) < 0 || get_float(&f, "gate-std", 0, 1e6, &o.gate_std) < 0)
+        return 2;
+    o.n_experts = (int)experts;
+    o.top_k = (int)top_k;
+    o.seed = (uint64_t)seed;
+    const char *gate = get(&f, "gate");
+    if (gate && strcmp(gate, "zero") && strcmp(gate, "random")) return usage_error("--gate expects zero or random", gate);
+    if (gate) o.gate_init = strcmp(gate, "random") == 0;
+    static uint8_t layers[MOEC_MAX_LAYERS];
+    const char *ls = get(&f, "layers");
+    if (ls && strcmp(ls, "all") != 0) {
+        for (const char *p = ls;;) {
+            char *end;
+            errno = 0;
+            long l = strtol(p, &end, 10);
+            if (errno || end == p || l < 0 || l >= MOEC_MAX_LAYERS || (*end && *end != ','))
+                return usage_error("--layers expects all or a list of layer indices like 0,2,5", ls);
+            if (layers[l]) return usage_error("--layers lists a layer twice", ls);
+            layers[l] = 1;
+            if (!*end) break;
+            p = end + 1;
+        }
+        o.moe_layers = layers;
+    }
+    moec_status st = moec_upcycle(model, out, &o);
+    if (st != MOEC_OK) return fail(st);
+    printf("upcycled %s into %s: %d experts, top-%d\n", model, out, o.n_experts, o.top_k);
+    return 0;
+}
+
 static void help(void) {
     puts("moec — Mixture-of-Experts training and inference engine\n"
          "\n"
          "  moec train   --data FILE.txt --out DIR --steps N [--config MODEL.json] [--batch B] [--seq S]\n"
          "               [--seed S] [--threads T] [--lr LR] [--min-lr LR] [--warmup N] [--schedule-steps N]\n"
          "               [--eval-every N] [--eval-batches N] [--save-every N] [--grad-accum N] [--vocab V]\n"
+         "               [--init MODEL_DIR]   start from a model directory and its tokenizer (e.g. upcycled)\n"
          "  moec train   --resume DIR [--steps N]\n"
          "  moec forward --model DIR --ids \"i1 i2 ...\" [--batch B] [--out logits.npy]\n"
          "  moec grad    --model DIR --ids \"...\" [--batch B] --out grads.safetensors\n"
          "  moec eval    --model DIR --data SHARD.bin [--batch B] [--seq S] [--batches N]\n"
-         "  moec plot    --metrics DIR/metrics.jsonl [--out DIR/plots]\n");
+         "  moec plot    --metrics DIR/metrics.jsonl [--out DIR/plots]\n"
+         "  moec upcycle --model DENSE_DIR --out MOE_DIR --experts N [--top-k K] [--layers all|0,2,5] [--lambda L]\n"
+         "               [--capacity-factor C] [--noise STD] [--gate zero|random] [--gate-std S] [--seed S]\n");
 }
 
 int main(int argc, char **argv) {
@@ -476,6 +544,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "train")) rc = cmd_train(argc - 2, argv + 2);
     else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2);
     else if (!strcmp(cmd, "plot")) rc = cmd_plot(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "upcycle")) rc = cmd_upcycle(argc - 2, argv + 2);
     else rc = usage_error("unknown command", cmd);
     moec_threads_shutdown();
     return rc;

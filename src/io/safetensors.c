@@ -62,8 +62,10 @@ typedef struct {
 
 struct moec_st_file {
     char *path;
-    void *map;
-    size_t map_size;
+    void *map;               /* NULL when opened with moec_st_open_unmapped */
+    size_t map_size;         /* the file's size, mapped or not */
+    int fd;                  /* unmapped files: kept open for moec_st_pread_f32; -1 otherwise */
+    uint64_t *file_off;      /* per tensor (same order as tensors): its first byte's offset in the file */
     int count;
     moec_st_tensor *tensors; /* sorted by data offset */
     st_name_ix *by_name;     /* (name, index into tensors), sorted by name, for moec_st_find */
@@ -80,6 +82,8 @@ const moec_st_tensor *moec_st_get(const moec_st_file *f, int i) {
 void moec_st_close(moec_st_file *f) {
     if (!f) return;
     if (f->map) munmap(f->map, f->map_size);
+    if (f->fd >= 0) close(f->fd);
+    free(f->file_off);
     for (int i = 0; i < f->count; i++) free((char *)f->tensors[i].name);
     for (int i = 0; i < 2 * f->n_meta; i++) free(f->meta[i]);
     free(f->meta);
@@ -240,16 +244,18 @@ static moec_status parse_header(moec_st_file *f, const char *hdr, uint64_t data_
     }
     f->tensors = calloc((size_t)count + 1, sizeof *f->tensors);
     f->by_name = calloc((size_t)count + 1, sizeof *f->by_name);
-    if (s == MOEC_OK && (!f->tensors || !f->by_name)) s = MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", path);
+    f->file_off = calloc((size_t)count + 1, sizeof *f->file_off);
+    if (s == MOEC_OK && (!f->tensors || !f->by_name || !f->file_off)) s = MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", path);
     if (s != MOEC_OK) {
         for (int i = 0; i < count; i++) free((char *)ent[i].t.name);
         free(ent);
         goto done;
     }
-    const char *data = (const char *)f->map + 8 + (f->map_size - 8 - data_size);
+    const uint64_t data_start = 8 + ((uint64_t)f->map_size - 8 - data_size);
     for (int i = 0; i < count; i++) {
         f->tensors[i] = ent[i].t;
-        f->tensors[i].data = data + ent[i].r.begin;
+        f->tensors[i].data = f->map ? (const char *)f->map + data_start + ent[i].r.begin : NULL;
+        f->file_off[i] = data_start + ent[i].r.begin;
         f->by_name[i].name = f->tensors[i].name;
         f->by_name[i].index = i;
     }
@@ -267,13 +273,30 @@ done:
     return s;
 }
 
-moec_status moec_st_open(moec_st_file **out, const char *path) {
+/* pread exactly n bytes at off, retrying short reads and EINTR. */
+static moec_status pread_full(int fd, const char *path, void *buf, size_t n, uint64_t off) {
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return MOEC_ERR(MOEC_ERR_IO, "cannot read %s at byte %" PRIu64 ": %s", path, off, strerror(errno));
+        if (r == 0) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: file ends at byte %" PRIu64 " (truncated while open?)", path, off);
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return MOEC_OK;
+}
+
+/* mapped: mmap the whole file (moec_st_open); else keep the descriptor and read only the header. */
+static moec_status st_open(moec_st_file **out, const char *path, int mapped) {
     *out = NULL;
     moec_st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
         return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening %s", path);
     }
+    f->fd = -1;
     moec_status s = MOEC_OK;
     char *hdr = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -292,16 +315,22 @@ moec_status moec_st_open(moec_st_file **out, const char *path) {
         goto fail;
     }
     f->map_size = (size_t)st.st_size;
-    f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        s = MOEC_ERR(MOEC_ERR_IO, "cannot map %s (%zu bytes): %s", path, f->map_size, strerror(errno));
-        goto fail;
-    }
-    close(fd);
-    fd = -1;
     uint64_t n;
-    memcpy(&n, f->map, 8);
+    if (mapped) {
+        f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (f->map == MAP_FAILED) {
+            f->map = NULL;
+            s = MOEC_ERR(MOEC_ERR_IO, "cannot map %s (%zu bytes): %s", path, f->map_size, strerror(errno));
+            goto fail;
+        }
+        close(fd);
+        fd = -1;
+        memcpy(&n, f->map, 8);
+    } else {
+        f->fd = fd;
+        fd = -1;
+        if ((s = pread_full(f->fd, path, &n, 8, 0)) != MOEC_OK) goto fail;
+    }
     const uint64_t avail = (uint64_t)f->map_size - 8;
     if (n > avail) {
         s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: header length %" PRIu64 " exceeds the %" PRIu64 " bytes after it; "
@@ -318,7 +347,8 @@ moec_status moec_st_open(moec_st_file **out, const char *path) {
         s = MOEC_ERR(MOEC_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the header", path, n);
         goto fail;
     }
-    memcpy(hdr, (const char *)f->map + 8, (size_t)n);
+    if (f->map) memcpy(hdr, (const char *)f->map + 8, (size_t)n);
+    else if ((s = pread_full(f->fd, path, hdr, (size_t)n, 8)) != MOEC_OK) goto fail;
     hdr[n] = '\0';
     if (strlen(hdr) != n) {
         s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: header contains a NUL byte", path);
@@ -337,6 +367,39 @@ fail:
     if (fd >= 0) close(fd);
     free(hdr);
     moec_st_close(f);
+    return s;
+}
+
+moec_status moec_st_open(moec_st_file **out, const char *path) { return st_open(out, path, 1); }
+moec_status moec_st_open_unmapped(moec_st_file **out, const char *path) { return st_open(out, path, 0); }
+
+moec_status moec_st_pread_f32(const moec_st_file *f, const moec_st_tensor *t, float *out, int64_t n) {
+    if (t < f->tensors || t >= f->tensors + f->count)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s' does not belong to this file", f->path, t->name);
+    if (f->map) return moec_st_read_f32(t, out, n);
+    const size_t es = moec_st_dtype_size(t->dtype);
+    if (n < 0 || n != moec_st_numel(t) || (uint64_t)n * es != t->nbytes)
+        return MOEC_ERR(MOEC_ERR_ARG, "tensor '%s': asked for %lld floats but it holds %lld", t->name, (long long)n,
+                        (long long)moec_st_numel(t));
+    uint64_t off = f->file_off[t - f->tensors];
+    if (t->dtype == MOEC_ST_F32) return pread_full(f->fd, f->path, out, t->nbytes, off); /* straight into out */
+    /* Other dtypes: read a chunk of raw elements, convert it as a one-dimensional tensor of its own. */
+    enum { CHUNK = 1 << 16 };
+    unsigned char *raw = malloc((size_t)CHUNK * es);
+    if (!raw) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory reading '%s'", f->path, t->name);
+    moec_status s = MOEC_OK;
+    for (int64_t done = 0; done < n && s == MOEC_OK;) {
+        int64_t k = n - done < CHUNK ? n - done : CHUNK;
+        s = pread_full(f->fd, f->path, raw, (size_t)k * es, off + (uint64_t)done * es);
+        moec_st_tensor piece = *t;
+        piece.ndim = 1;
+        piece.shape[0] = k;
+        piece.data = raw;
+        piece.nbytes = (size_t)k * es;
+        if (s == MOEC_OK) s = moec_st_read_f32(&piece, out + done, k);
+        done += k;
+    }
+    free(raw);
     return s;
 }
 

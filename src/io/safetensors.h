@@ -55,6 +55,10 @@ int moec_st_dtype_parse(const char *name, moec_st_dtype *d);
 int64_t moec_st_numel(const moec_st_tensor *t);
 
 moec_status moec_st_open(moec_st_file **f, const char *path);
+/* Open without mapping: the same validation, but only the header is read (with pread) and the descriptor stays
+ * open; tensors' data pointers are NULL and their bytes are read on demand with moec_st_pread_f32. For streaming
+ * tools (upcycling) whose address space must stay O(one tensor): a mapping counts toward RLIMIT_AS. */
+moec_status moec_st_open_unmapped(moec_st_file **f, const char *path);
 void moec_st_close(moec_st_file *f);
 const char *moec_st_path(const moec_st_file *f);
 int moec_st_count(const moec_st_file *f);
@@ -68,6 +72,8 @@ const char *moec_st_metadata(const moec_st_file *f, const char *key);
 /* Convert a float tensor (F64, F32, F16, BF16, F8_E4M3 (the "fn" variant: no inf), F8_E5M2) to fp32. n must be
  * the tensor's element count. F16/BF16/F8 conversions are exact, subnormals, infinities and NaNs included. */
 moec_status moec_st_read_f32(const moec_st_tensor *t, float *out, int64_t n);
+/* The same conversion for a tensor of f (mapped or unmapped), reading its bytes with pread when f is unmapped. */
+moec_status moec_st_pread_f32(const moec_st_file *f, const moec_st_tensor *t, float *out, int64_t n);
 
 /* Exact element conversions, exposed for tests and for kernels that read 16-bit weights. */
 float moec_f16_to_f32(uint16_t h);

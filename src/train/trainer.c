@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "io/fsutil.h"
+#include "kernels/cpu/gemm.h"
 #include "io/model_dir.h"
 #include "io/safetensors.h"
 #include "train/data.h"
@@ -254,6 +255,28 @@ static moec_status save_checkpoint(trainer *tr) {
     return st;
 }
 
+/* ------------------------------------------------------------------ expert similarity */
+
+double moec_expert_similarity(const moec_layer_view *w, const moec_config *c) {
+    /* Each expert = its w1, w3, w2 as one vector (one contiguous slice: expert_stride floats, padding zero).
+     * Gram matrix G = X·Xᵀ over the E experts; cosine(i, j) = G_ij / sqrt(G_ii·G_jj); mean over i < j. */
+    const int E = c->moe.n_experts;
+    if (E < 2) return NAN;
+    float gram[MOEC_MAX_EXPERTS * MOEC_MAX_EXPERTS];
+    if (E > 64) return NAN; /* gram kept on the stack; 64 experts is far beyond the report's setting */
+    moec_gemm(0, 1, E, E, w->expert_stride, 1.0f, w->experts, w->expert_stride, w->experts, w->expert_stride, 0.0f,
+              gram, E);
+    double sum = 0;
+    int pairs = 0;
+    for (int i = 0; i < E; i++)
+        for (int j = i + 1; j < E; j++) {
+            const double d = sqrt((double)gram[i * E + i] * (double)gram[j * E + j]);
+            sum += d > 0 ? gram[i * E + j] / d : 0.0;
+            pairs++;
+        }
+    return sum / pairs;
+}
+
 /* ------------------------------------------------------------------ evaluation */
 
 moec_status moec_evaluate(moec_model *m, const char *val_path, int64_t B, int64_t S, int64_t n_batches,
@@ -345,6 +368,10 @@ static moec_status write_step_record(trainer *tr, const moec_forward_stats *avg,
     moec_jsonl_num_list(b, "drop_rate", drop, (size_t)n);
     moec_jsonl_num_list(b, "aux_coef", alpha, (size_t)n);
     moec_jsonl_num_list(b, "max1_max2", ratio, (size_t)n);
+    double sim[MOEC_MAX_LAYERS];
+    for (int l = 0, j = 0; l < c->n_layers; l++)
+        if (c->is_moe_layer[l]) sim[j++] = moec_expert_similarity(&tr->m->w.layers[l], c);
+    moec_jsonl_num_list(b, "expert_similarity", sim, (size_t)n);
     if (n > 0) moec_jsonl_num_matrix(b, "expert_load", load, (size_t)n, (size_t)c->moe.n_experts);
     MOEC_TRY(moec_jsonl_end(b));
     return moec_metrics_write(tr->metrics, b->data);
@@ -378,7 +405,7 @@ static moec_status train_loop(trainer *tr) {
     double *load = calloc((size_t)(n_moe > 0 ? n_moe : 1) * (size_t)E, sizeof *load);
     if (!load) return MOEC_ERR(MOEC_ERR_NOMEM, "cannot allocate expert-load statistics");
     moec_progress prog;
-    moec_progress_begin(&prog, "train", o->steps, o->quiet ? NULL : stderr);
+    if (!o->quiet) moec_progress_begin(&prog, "train", o->steps, stderr); /* --quiet: no progress at all */
     moec_status st = MOEC_OK;
     while (tr->step < o->steps && st == MOEC_OK) {
         const double t0 = now_s();
@@ -439,13 +466,13 @@ static moec_status train_loop(trainer *tr) {
         char suffix[160];
         snprintf(suffix, sizeof suffix, "loss %.4f lr %.2e gnorm %.3f %.0f tok/s", avg.ce_loss, lr, gnorm,
                  (double)(T * o->grad_accum) / dt);
-        moec_progress_update(&prog, step, suffix);
+        if (!o->quiet) moec_progress_update(&prog, step, suffix);
         if (st == MOEC_OK && ((o->eval_every > 0 && step % o->eval_every == 0) || step == o->steps))
             st = run_eval(tr, o->quiet);
         if (st == MOEC_OK && ((o->save_every > 0 && step % o->save_every == 0) || step == o->steps))
             st = save_checkpoint(tr);
     }
-    moec_progress_end(&prog);
+    if (!o->quiet) moec_progress_end(&prog);
     free(load);
     return st;
 }

@@ -43,4 +43,8 @@ moec_status moec_train_resume(const char *dir, int64_t steps, int quiet);
 moec_status moec_evaluate(moec_model *m, const char *val_path, int64_t B, int64_t S, int64_t n_batches,
                           double *mean_loss, int64_t *n_tokens);
 
+/* Mean pairwise cosine similarity of one MoE layer's experts (w1, w3, w2 of each as one vector): 1 right after
+ * upcycling (identical copies), ~0 for independently initialised experts. NaN when E < 2. */
+double moec_expert_similarity(const moec_layer_view *w, const moec_config *c);
+
 #endif

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "io/tokenizer.h"
 #include "io/tokenizer_internal.h"
+#include "test_util.h"
 
 static int n_pass, n_fail;
 static char tmpdir[] = "/tmp/moec_tok_test_XXXXXX";
@@ -33,41 +34,9 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { free(buf); buf = NULL; }
-    fclose(f);
-    if (buf) { buf[sz] = '\0'; *n = (size_t)sz; }
-    return buf;
-}
-
-static int write_all(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    int ok = fwrite(data, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
-static const char *python(void) {
-    static char buf[1024];
-    const char *p = getenv("MOEC_PYTHON");
-    if (p && *p) return p;
-    const char *home = getenv("HOME");
-    if (home) {
-        snprintf(buf, sizeof buf, "%s/.cache/moec/venv/bin/python", home);
-        if (access(buf, X_OK) == 0) return buf;
-    }
-    return "python3";
-}
-
 /* Encode `text` with the Hugging Face library; returns malloc'ed ids or NULL (oracle failed). */
 static int32_t *oracle_encode(const char *json_path, const char *text, size_t len, int64_t *n) {
-    char in[512], out[512], cmd[2048];
+    char in[512], out[512], cmd[4096];
     snprintf(in, sizeof in, "%s/oracle_in.txt", tmpdir);
     snprintf(out, sizeof out, "%s/oracle_out.bin", tmpdir);
     if (!write_all(in, text, len)) return NULL;

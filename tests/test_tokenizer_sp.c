@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "io/tokenizer.h"
+#include "test_util.h"
 
 static int n_pass, n_fail;
 static char tmpdir[] = "/tmp/moec_tok_sp_test_XXXXXX";
@@ -26,38 +27,6 @@ static char tmpdir[] = "/tmp/moec_tok_sp_test_XXXXXX";
 static void check(int ok, const char *what) {
     printf("%s: %s\n", ok ? "PASS" : "FAIL", what);
     if (ok) n_pass++; else n_fail++;
-}
-
-static char *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)sz + 1);
-    if (buf && fread(buf, 1, (size_t)sz, f) != (size_t)sz) { free(buf); buf = NULL; }
-    fclose(f);
-    if (buf) { buf[sz] = '\0'; *n = (size_t)sz; }
-    return buf;
-}
-
-static int write_all(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    int ok = fwrite(data, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
-static const char *python(void) {
-    static char buf[1024];
-    const char *p = getenv("MOEC_PYTHON");
-    if (p && *p) return p;
-    const char *home = getenv("HOME");
-    if (home) {
-        snprintf(buf, sizeof buf, "%s/.cache/moec/venv/bin/python", home);
-        if (access(buf, X_OK) == 0) return buf;
-    }
-    return "python3";
 }
 
 static int run_oracle(const char *args) {

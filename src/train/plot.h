@@ -95,4 +95,13 @@ void moec_axes_legend_box(const moec_axes *ax, const char *const *names, int n, 
  * *n_written (may be NULL) gets the number of PNGs written. */
 moec_status moec_plot_metrics(const char *metrics_jsonl, const char *out_dir, int *n_written);
 
+/* House style shared by the canvas helpers (canvas.c) and the metrics charts (plot_metrics.c). */
+#define MOEC_PLOT_FONT_SCALE 2
+#define MOEC_PLOT_TICK_LEN 5
+#define MOEC_PLOT_MAX_TICKS 64
+#define MOEC_PLOT_COL_TEXT 0x202020u
+#define MOEC_PLOT_COL_AXIS 0x404040u
+#define MOEC_PLOT_COL_GRID 0xE4E4E4u
+#define MOEC_PLOT_COL_BG 0xFFFFFFu
+
 #endif

@@ -48,6 +48,8 @@ CONFIGS=(
     "moe_top1_e3_drops|--moe --lambda 1 --cf 1.0 --topk 1 --experts 3 --moe-layers 1,2 --seed 22|4|8|--expect-drops"
     "dense_untied|--seed 14|2|16|"
     "dense_tied|--tied --seed 15|2|16|"
+    "dense_qwen2_qkv_bias|--qkv-bias --seed 16|2|16|"
+    "moe_qkv_bias_drops|--moe --qkv-bias --lambda 1 --cf 1.0 --aux sqdev --seed 14|2|16|--expect-drops"
 )
 
 pass=0

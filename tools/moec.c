@@ -7,6 +7,7 @@
  *   moec train   --resume DIR --steps N
  *   moec eval    --model DIR --data DIR/data/val.bin [--batch B] [--seq S]
  *   moec plot    --metrics DIR/metrics.jsonl [--out DIR/plots]
+ *   moec experiment upcycle-vs-scratch --data FILE.txt [--out DIR] [--dense-steps C] ...
  *   moec upcycle --model DENSE_DIR --out MOE_DIR --experts N [--top-k K] [--layers all|0,2] [--lambda L] ...
  */
 #include <errno.h>
@@ -24,6 +25,7 @@
 #include "model/model.h"
 #include "moe/upcycle.h"
 #include "train/data.h"
+#include "train/experiment.h"
 #include "train/plot.h"
 #include "train/trainer.h"
 
@@ -516,6 +518,41 @@ static int cmd_upcycle(int argc, char **argv) {
     return 0;
 }
 
+/* moec experiment upcycle-vs-scratch (library: src/train/experiment.h). */
+static int cmd_experiment(int argc, char **argv) {
+    if (argc < 1 || strcmp(argv[0], "upcycle-vs-scratch") != 0)
+        return usage_error("experiment expects a name: upcycle-vs-scratch", argc > 0 ? argv[0] : NULL);
+    static const char *const allowed[] = {"data", "out", "dense-steps", "threads", "seed", "small-budget",
+                                          "large-budget", "batch", "seq", "vocab", "eval-batches", "quiet", NULL};
+    flags f;
+    if (parse_flags(&f, argc - 1, argv + 1, allowed) || setup_threads(&f)) return 2;
+    moec_experiment_options o;
+    moec_experiment_options_defaults(&o);
+    o.data_path = get(&f, "data");
+    o.out_dir = get(&f, "out") ? get(&f, "out") : "runs/upcycle_vs_scratch";
+    if (!o.data_path)
+        return usage_error("experiment needs --data FILE.txt (scripts/quickstart.sh shows how to build the fortunes "
+                           "corpus)", NULL);
+    long long v = 0;
+    float x = 0;
+    int r;
+    if ((r = get_int(&f, "dense-steps", 1, (long long)1 << 40, &v)) < 0) return 2; else if (r) o.dense_steps = v;
+    if ((r = get_int(&f, "seed", 0, INT64_MAX, &v)) < 0) return 2; else if (r) o.seed = (uint64_t)v;
+    if ((r = get_int(&f, "batch", 1, 1 << 16, &v)) < 0) return 2; else if (r) o.batch = v;
+    if ((r = get_int(&f, "seq", 2, 1 << 16, &v)) < 0) return 2; else if (r) o.seq = v;
+    if ((r = get_int(&f, "vocab", 257, 1 << 20, &v)) < 0) return 2; else if (r) o.vocab = (int)v;
+    if ((r = get_int(&f, "eval-batches", 1, 1 << 20, &v)) < 0) return 2; else if (r) o.eval_batches = v;
+    if ((r = get_int(&f, "quiet", 0, 1, &v)) < 0) return 2; else if (r) o.quiet = (int)v;
+    if ((r = get_float(&f, "small-budget", 1e-6, 1e6, &x)) < 0) return 2; else if (r) o.small_budget = x;
+    if ((r = get_float(&f, "large-budget", 1e-6, 1e6, &x)) < 0) return 2; else if (r) o.large_budget = x;
+    char verdict[2048];
+    moec_status st = moec_experiment_upcycle_vs_scratch(&o, verdict, sizeof verdict);
+    if (st != MOEC_OK) return fail(st);
+    printf("results: %s/results.md, %s/results.json\nplots:   %s/loss_vs_tokens.png, %s/expert_similarity.png\n\n%s\n",
+           o.out_dir, o.out_dir, o.out_dir, o.out_dir, verdict);
+    return 0;
+}
+
 static void help(void) {
     puts("moec — Mixture-of-Experts training and inference engine\n"
          "\n"
@@ -528,6 +565,9 @@ static void help(void) {
          "  moec grad    --model DIR --ids \"...\" [--batch B] --out grads.safetensors\n"
          "  moec eval    --model DIR --data SHARD.bin [--batch B] [--seq S] [--batches N]\n"
          "  moec plot    --metrics DIR/metrics.jsonl [--out DIR/plots]\n"
+         "  moec experiment upcycle-vs-scratch --data FILE.txt [--out DIR] [--dense-steps C] [--threads N]\n"
+         "               [--seed S] [--small-budget F] [--large-budget F] [--batch B] [--seq S] [--vocab V]\n"
+         "               [--eval-batches N]   dense model, upcycled vs from-scratch MoE at F x C FLOPs\n"
          "  moec upcycle --model DENSE_DIR --out MOE_DIR --experts N [--top-k K] [--layers all|0,2,5] [--lambda L]\n"
          "               [--capacity-factor C] [--noise STD] [--gate zero|random] [--gate-std S] [--seed S]\n");
 }
@@ -545,6 +585,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "eval")) rc = cmd_eval(argc - 2, argv + 2);
     else if (!strcmp(cmd, "plot")) rc = cmd_plot(argc - 2, argv + 2);
     else if (!strcmp(cmd, "upcycle")) rc = cmd_upcycle(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "experiment")) rc = cmd_experiment(argc - 2, argv + 2);
     else rc = usage_error("unknown command", cmd);
     moec_threads_shutdown();
     return rc;

@@ -70,6 +70,7 @@ moec_status moec_config_validate(const moec_config *c) {
     CHECK_FLOAT("norm_eps", c->norm_eps, 0.0f, 1.0f);
     if (!(c->norm_eps > 0)) return MOEC_ERR(MOEC_ERR_CONFIG, "config: norm_eps = %g must be positive", (double)c->norm_eps);
     CHECK_INT("tie_embeddings", c->tie_embeddings, 0, 1);
+    CHECK_INT("qkv_bias", c->qkv_bias, 0, 1);
     CHECK_INT("bos_id", c->bos_id, -1, c->vocab_size - 1);
     CHECK_INT("eos_id", c->eos_id, -1, c->vocab_size - 1);
 

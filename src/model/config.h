@@ -47,6 +47,7 @@ typedef struct {
     float rope_theta;
     float norm_eps;
     int tie_embeddings;    /* 1: lm_head shares the token embedding */
+    int qkv_bias;          /* 1: q/k/v projections carry biases [H*Dh], [G*Dh], [G*Dh] (Qwen2); o_proj never does */
     int bos_id, eos_id;    /* -1 if unknown */
     moec_moe_config moe;
     uint8_t is_moe_layer[MOEC_MAX_LAYERS]; /* 1 where layer l's FFN is MoE (all 0 when moe.n_experts == 0) */
@@ -59,7 +60,8 @@ moec_status moec_config_validate(const moec_config *c);
 int moec_config_n_moe_layers(const moec_config *c);
 
 /* config.json <-> moec_config. Reading accepts Llama, Mistral, Mixtral, Qwen2-style keys and moec's extras;
- * writing emits Llama keys (dense) or Mixtral keys (MoE) plus moec's extras. Writing is atomic. */
+ * writing emits Llama keys (dense), Qwen2 keys (dense with q/k/v biases only) or Mixtral keys (MoE) plus moec's
+ * extras. Writing is atomic. */
 moec_status moec_config_load_json(moec_config *c, const char *path);
 moec_status moec_config_save_json(const moec_config *c, const char *path);
 /* Parse from an in-memory JSON text (used by load_json and tests). */

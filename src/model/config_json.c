@@ -5,8 +5,13 @@
  *                                 skywork, skywork_moe (anything else, e.g. gpt2 or qwen2_moe, is refused)
  *   vocab_size req, hidden_size req, num_hidden_layers req, num_attention_heads req, intermediate_size req,
  *   max_position_embeddings req, num_key_value_heads (= heads), head_dim (= hidden / heads),
- *   rope_theta (10000), rms_norm_eps (1e-5 mixtral, else 1e-6: the HF defaults), tie_word_embeddings (false),
- *   bos_token_id / eos_token_id (int, or list: first; absent: -1)
+ *   rope_theta (10000; transformers >= 5 writes it as rope_parameters.rope_theta, which wins; rope_parameters'
+ *   rope_type must be "default"), rms_norm_eps (1e-5 mixtral, else 1e-6: the HF defaults), tie_word_embeddings
+ *   (false), bos_token_id / eos_token_id (int, or list: first; absent: -1)
+ *   attention biases: qwen2 (model_type, or Qwen2ForCausalLM without model_type) has q/k/v biases and no o_proj
+ *   bias (Qwen2 hard-codes them); moec's extra "qkv_bias" (bool) states it for any family (an MoE model with
+ *   biases is written as Mixtral + "qkv_bias": true). Llama's "attention_bias": true also puts a bias on o_proj,
+ *   which moec does not implement: refused, like mlp_bias.
  *   refused when present: rope_scaling != null, hidden_act other than silu, attention_bias / mlp_bias true,
  *   an active sliding window shorter than max_position_embeddings (moec attends to the whole context)
  * MoE (experts > 0 makes layers MoE):
@@ -17,9 +22,10 @@
  *   moe_layers (list of layer indices; default: all), router_aux_loss_type ("sqdev" | "switch"),
  *   router_z_loss_coef, router_aux_loss_coef (fixed α, Mixtral's name), moe_adaptive_aux_coef, moe_aux_xi,
  *   moe_aux_alpha_max, moe_aux_beta.
- * Writing emits Llama keys for a dense model and Mixtral keys for an MoE model (HF Mixtral reads
- * intermediate_size as the expert width, so it holds moe.ffn_dim there), plus every moec extra, so that
- * save -> load reproduces the config exactly.
+ * Writing emits Llama keys for a dense model (Qwen2 keys when it has q/k/v biases) and Mixtral keys for an MoE
+ * model (HF Mixtral reads intermediate_size as the expert width, so it holds moe.ffn_dim there; HF's Mixtral has
+ * no biases, so an MoE model with biases is readable by moec only, through "qkv_bias"), plus every moec extra,
+ * so that save -> load reproduces the config exactly.
  */
 #include "model/config.h"
 
@@ -124,7 +130,25 @@ static moec_status check_architecture(const jsrc *j, char *model_type, size_t ca
                 return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"architectures\" must hold strings", j->origin);
             if (!in_list(a->valuestring, supported_archs, sizeof supported_archs / sizeof *supported_archs))
                 return MOEC_ERR(MOEC_ERR_CONFIG, "%s: architecture \"%s\" is not supported", j->origin, a->valuestring);
+            /* no model_type: the architecture names the family (its defaults differ: eps, biases) */
+            if (!model_type[0]) {
+                static const char *const types_of_archs[] = {"llama", "mistral", "mixtral", "qwen2", "skywork",
+                                                             "skywork_moe"};
+                for (size_t i = 0; i < sizeof supported_archs / sizeof *supported_archs; i++)
+                    if (strcmp(a->valuestring, supported_archs[i]) == 0) snprintf(model_type, cap, "%s", types_of_archs[i]);
+            }
         }
+    }
+    const cJSON *rp = item(j, "rope_parameters");
+    if (rp) {
+        const cJSON *rt = cJSON_GetObjectItemCaseSensitive(rp, "rope_type");
+        if (!cJSON_IsObject(rp) || (rt && !cJSON_IsNull(rt) && (!cJSON_IsString(rt) || strcmp(rt->valuestring, "default") != 0)))
+            return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"rope_parameters\" must be an object with rope_type \"default\" "
+                            "(moec implements plain RoPE only)", j->origin);
+        const cJSON *pf = cJSON_GetObjectItemCaseSensitive(rp, "partial_rotary_factor");
+        if (pf && !cJSON_IsNull(pf) && (!cJSON_IsNumber(pf) || pf->valuedouble != 1.0))
+            return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"rope_parameters.partial_rotary_factor\" other than 1 is unsupported",
+                            j->origin);
     }
     if (item(j, "rope_scaling"))
         return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"rope_scaling\" is unsupported (moec implements plain RoPE only)",
@@ -135,7 +159,9 @@ static moec_status check_architecture(const jsrc *j, char *model_type, size_t ca
                         "unsupported", j->origin);
     int flag = 0;
     MOEC_TRY(get_bool(j, "attention_bias", 0, &flag));
-    if (flag) return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"attention_bias\": true is unsupported", j->origin);
+    if (flag && strcmp(model_type, "qwen2") != 0)
+        return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"attention_bias\": true (a bias on o_proj too) is unsupported; moec "
+                        "implements q/k/v biases only (Qwen2)", j->origin);
     MOEC_TRY(get_bool(j, "mlp_bias", 0, &flag));
     if (flag) return MOEC_ERR(MOEC_ERR_CONFIG, "%s: \"mlp_bias\": true is unsupported", j->origin);
     return MOEC_OK;
@@ -240,6 +266,12 @@ static moec_status parse_root(moec_config *c, const jsrc *j) {
                         "and no \"head_dim\" is given", j->origin, c->hidden, c->n_heads);
     MOEC_TRY(get_int(j, "head_dim", 0, c->hidden / c->n_heads, &c->head_dim));
     MOEC_TRY(get_float(j, "rope_theta", 10000.0f, &c->rope_theta));
+    const cJSON *rp = item(j, "rope_parameters");
+    if (rp) {
+        jsrc rj = {rp, j->origin};
+        MOEC_TRY(get_float(&rj, "rope_theta", c->rope_theta, &c->rope_theta));
+    }
+    MOEC_TRY(get_bool(j, "qkv_bias", strcmp(model_type, "qwen2") == 0, &c->qkv_bias));
     MOEC_TRY(get_float(j, "rms_norm_eps", strcmp(model_type, "mixtral") == 0 ? 1e-5f : 1e-6f, &c->norm_eps));
     MOEC_TRY(get_bool(j, "tie_word_embeddings", 0, &c->tie_embeddings));
     MOEC_TRY(get_int_or_first(j, "bos_token_id", -1, &c->bos_id));
@@ -305,16 +337,19 @@ moec_status moec_config_save_json(const moec_config *c, const char *path) {
     MOEC_TRY(moec_config_validate(c));
     const moec_moe_config *m = &c->moe;
     const int moe = m->n_experts > 0;
+    const int qwen2 = !moe && c->qkv_bias; /* HF's Qwen2: q/k/v biases, none on o_proj */
     cJSON *o = cJSON_CreateObject();
     cJSON *arch = cJSON_CreateArray();
     int ok = o && arch;
     if (ok) {
-        cJSON_AddItemToArray(arch, cJSON_CreateString(moe ? "MixtralForCausalLM" : "LlamaForCausalLM"));
+        cJSON_AddItemToArray(arch, cJSON_CreateString(moe ? "MixtralForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"));
         cJSON_AddItemToObject(o, "architectures", arch);
     } else {
         cJSON_Delete(arch);
     }
-    ADD_STR(o, "model_type", moe ? "mixtral" : "llama");
+    ADD_STR(o, "model_type", moe ? "mixtral" : qwen2 ? "qwen2" : "llama");
+    if (qwen2) ADD_BOOL(o, "use_sliding_window", 0);
+    if (c->qkv_bias) ADD_BOOL(o, "qkv_bias", 1); /* moec's key: HF's Mixtral cannot express biases */
     ADD_NUM(o, "vocab_size", c->vocab_size);
     ADD_NUM(o, "hidden_size", c->hidden);
     ADD_NUM(o, "intermediate_size", moe ? m->ffn_dim : c->ffn_dim);

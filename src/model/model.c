@@ -141,6 +141,11 @@ void moec_model_init_random(moec_model *m, uint64_t seed) {
     for (int i = 0; i < m->table.count; i++) {
         const moec_param_info *p = &m->table.items[i];
         float *dst = m->params + p->offset;
+        size_t nlen = strlen(p->name);
+        if (nlen >= 5 && strcmp(p->name + nlen - 5, ".bias") == 0) { /* projection biases start at 0 */
+            memset(dst, 0, (size_t)p->numel * sizeof(float));
+            continue;
+        }
         if (p->ndim == 1) { /* RMSNorm weights */
             for (int64_t j = 0; j < p->numel; j++) dst[j] = 1.0f;
             continue;
@@ -151,6 +156,20 @@ void moec_model_init_random(moec_model *m, uint64_t seed) {
         if (strstr(p->name, "o_proj") || strstr(p->name, "down_proj") || strstr(p->name, ".w2.")) std *= out_scale;
         for (int64_t j = 0; j < p->numel; j++) dst[j] = (float)(std * moec_rand_normal(&st));
     }
+}
+
+/* y[t, :] += b for every row t: y [T, N], b [N]. A NULL b (the config has no such bias) is a no-op. */
+static void bias_forward(float *y, const float *b, int64_t T, int64_t N) {
+    if (!b) return;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < N; j++) y[t * N + j] += b[j];
+}
+
+/* Backward of bias_forward: db[j] += Σ_t dy[t, j] (accumulated, like every gradient). */
+static void bias_backward(float *db, const float *dy, int64_t T, int64_t N) {
+    if (!db) return;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < N; j++) db[j] += dy[t * N + j];
 }
 
 static float layer_alpha(const moec_config *c, const float *aux_coef, int l) {
@@ -188,6 +207,9 @@ moec_status moec_model_forward(moec_model *m, const int32_t *inputs, const int32
         moec_gemm(0, 1, T, HD, D, 1.0f, xn1, D, w->wq, D, 0.0f, q, HD);
         moec_gemm(0, 1, T, GD, D, 1.0f, xn1, D, w->wk, D, 0.0f, k, GD);
         moec_gemm(0, 1, T, GD, D, 1.0f, xn1, D, w->wv, D, 0.0f, v, GD);
+        bias_forward(q, w->bq, T, HD); /* Qwen2: biases before RoPE */
+        bias_forward(k, w->bk, T, GD);
+        bias_forward(v, w->bv, T, GD);
         moec_rope_apply(q, a->rope_cos, a->rope_sin, B, S, H, Dh, 0);
         moec_rope_apply(k, a->rope_cos, a->rope_sin, B, S, G, Dh, 0);
         moec_attention_forward(att, a->probs + l * B * H * S * S, q, k, v, B, S, H, G, Dh);
@@ -265,7 +287,10 @@ moec_status moec_model_backward(moec_model *m, const float *aux_coef, float loss
         /* q, k = RoPE(q, k): the transpose rotation */
         moec_rope_apply(a->dq, a->rope_cos, a->rope_sin, B, S, H, Dh, 1);
         moec_rope_apply(a->dk, a->rope_cos, a->rope_sin, B, S, G, Dh, 1);
-        /* q = xn1·Wqᵀ, k = xn1·Wkᵀ, v = xn1·Wvᵀ */
+        /* q = xn1·Wqᵀ + bq, k = xn1·Wkᵀ + bk, v = xn1·Wvᵀ + bv (dq, dk are now w.r.t. the pre-RoPE values) */
+        bias_backward(dw->bq, a->dq, T, HD);
+        bias_backward(dw->bk, a->dk, T, GD);
+        bias_backward(dw->bv, a->dv, T, GD);
         moec_gemm(1, 0, HD, D, T, 1.0f, a->dq, HD, xn1, D, 1.0f, dw->wq, D);
         moec_gemm(1, 0, GD, D, T, 1.0f, a->dk, GD, xn1, D, 1.0f, dw->wk, D);
         moec_gemm(1, 0, GD, D, T, 1.0f, a->dv, GD, xn1, D, 1.0f, dw->wv, D);

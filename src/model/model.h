@@ -5,7 +5,8 @@
  * buffers described by moec_param_table, and moec_activations (scratch for one batch shape, reused every step;
  * nothing is allocated inside forward/backward once the shape is reserved).
  *
- * Forward over B sequences of S tokens (T = B·S rows): embedding → L × [RMSNorm → GQA attention with RoPE →
+ * Forward over B sequences of S tokens (T = B·S rows): embedding → L × [RMSNorm → GQA attention with RoPE
+ * (optional q/k/v biases, added before RoPE) →
  * residual → RMSNorm → SwiGLU or MoE → residual] → RMSNorm → lm_head → cross-entropy. An MoE layer routes all
  * T tokens of the batch as one group, so capacity = ceil(cf·K·T/E) is per batch.
  */
@@ -70,7 +71,7 @@ moec_status moec_model_alloc_grads(moec_model *m);
 void moec_model_zero_grads(moec_model *m);
 void moec_model_free(moec_model *m);
 /* Llama-style random init from a seed: linear weights N(0, 0.02), output projections (o_proj, w2) scaled by
- * 1/sqrt(2L), norms 1. */
+ * 1/sqrt(2L), norms 1, projection biases (names ending ".bias") 0. */
 void moec_model_init_random(moec_model *m, uint64_t seed);
 
 /* Ensure activations for B×S; reallocates only when the shape grows or changes. */

@@ -30,7 +30,7 @@ static int add(moec_param_table *t, int cap, int64_t *cursor, int ndim, int64_t 
 moec_status moec_param_table_build(moec_param_table *t, const moec_config *c) {
     memset(t, 0, sizeof *t);
     MOEC_TRY(moec_config_validate(c));
-    int per_layer_max = 6 + 3 + 1 + 3 * (c->moe.n_experts > 0 ? c->moe.n_experts : 0);
+    int per_layer_max = 6 + 3 + 3 + 1 + 3 * (c->moe.n_experts > 0 ? c->moe.n_experts : 0);
     int cap = 3 + c->n_layers * per_layer_max;
     t->items = calloc((size_t)cap, sizeof *t->items);
     if (!t->items) return MOEC_ERR(MOEC_ERR_NOMEM, "cannot allocate parameter table (%d entries)", cap);
@@ -41,8 +41,11 @@ moec_status moec_param_table_build(moec_param_table *t, const moec_config *c) {
     for (int l = 0; l < c->n_layers; l++) {
         add(t, cap, &cur, 1, D, 0, "model.layers.%d.input_layernorm.weight", l);
         add(t, cap, &cur, 2, HD, D, "model.layers.%d.self_attn.q_proj.weight", l);
+        if (c->qkv_bias) add(t, cap, &cur, 1, HD, 0, "model.layers.%d.self_attn.q_proj.bias", l);
         add(t, cap, &cur, 2, GD, D, "model.layers.%d.self_attn.k_proj.weight", l);
+        if (c->qkv_bias) add(t, cap, &cur, 1, GD, 0, "model.layers.%d.self_attn.k_proj.bias", l);
         add(t, cap, &cur, 2, GD, D, "model.layers.%d.self_attn.v_proj.weight", l);
+        if (c->qkv_bias) add(t, cap, &cur, 1, GD, 0, "model.layers.%d.self_attn.v_proj.bias", l);
         add(t, cap, &cur, 2, D, HD, "model.layers.%d.self_attn.o_proj.weight", l);
         add(t, cap, &cur, 1, D, 0, "model.layers.%d.post_attention_layernorm.weight", l);
         if (c->is_moe_layer[l]) {
@@ -89,8 +92,11 @@ void moec_weights_bind(moec_weights *w, const moec_param_table *t, const moec_co
         moec_layer_view *L = &w->layers[l];
         L->attn_norm = NEXT();
         L->wq = NEXT();
+        if (c->qkv_bias) L->bq = NEXT();
         L->wk = NEXT();
+        if (c->qkv_bias) L->bk = NEXT();
         L->wv = NEXT();
+        if (c->qkv_bias) L->bv = NEXT();
         L->wo = NEXT();
         L->ffn_norm = NEXT();
         if (c->is_moe_layer[l]) {

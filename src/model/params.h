@@ -2,7 +2,8 @@
  * allocation. The same table drives the parameter buffer, the gradient buffer, both AdamW moment buffers,
  * checkpoint I/O (safetensors names) and test dumps, so the four can never disagree about layout.
  *
- * Order in the flat buffer: token embedding; per layer: input norm, q, k, v, o, post-attention norm, then
+ * Order in the flat buffer: token embedding; per layer: input norm, q, k, v (each followed by its bias when the
+ * config has qkv_bias), o, post-attention norm, then
  * either the dense MLP (gate_proj=w1, up_proj=w3, down_proj=w2) or the MoE router gate followed by the experts,
  * expert e's w1, w3, w2 adjacent so one expert is one contiguous slice (easy to send to another MPI rank);
  * final norm; lm_head when not tied. Linear weights are [out, in] as in PyTorch: y = x · Wᵀ.
@@ -36,6 +37,7 @@ typedef struct {
     float *wk;         /* [G*Dh, D] */
     float *wv;         /* [G*Dh, D] */
     float *wo;         /* [D, H*Dh] */
+    float *bq, *bk, *bv; /* [H*Dh], [G*Dh], [G*Dh]; NULL unless cfg.qkv_bias */
     float *ffn_norm;   /* [D] */
     /* dense layer */
     float *w1;         /* [F, D] gate_proj */

@@ -7,6 +7,8 @@ With --moe: layers 0 and 2 MoE (--moe-layers), layer 1 dense (dense_intermediate
 expert FFN 24 (intermediate_size, Mixtral convention), λ=1 (--lambda 0 disables logit normalisation),
 capacity factor 1.0 (--cf 0 = dropless), aux sqdev (--aux switch), aux coef 0.01, z-loss 1e-3.
 Weights are drawn large enough that routing is non-trivial (router std 1 by default).
+--qkv-bias adds q/k/v_proj biases (N(0, 0.1^2)): a dense model is then written as Qwen2 (model_type qwen2,
+Qwen2ForCausalLM), an MoE model as Mixtral plus moec's extra key "qkv_bias": true.
 """
 import argparse
 import json
@@ -17,9 +19,10 @@ import torch
 
 
 def build(a):
+    qwen2 = a.qkv_bias and not a.moe
     cfg = {
-        "architectures": ["MixtralForCausalLM" if a.moe else "LlamaForCausalLM"],
-        "model_type": "mixtral" if a.moe else "llama",
+        "architectures": ["MixtralForCausalLM" if a.moe else "Qwen2ForCausalLM" if qwen2 else "LlamaForCausalLM"],
+        "model_type": "mixtral" if a.moe else "qwen2" if qwen2 else "llama",
         "vocab_size": a.vocab,
         "hidden_size": a.hidden,
         "num_hidden_layers": a.layers,
@@ -37,6 +40,10 @@ def build(a):
         "eos_token_id": 2,
         "torch_dtype": "float32",
     }
+    if a.qkv_bias and a.moe:
+        cfg["qkv_bias"] = True
+    if qwen2:
+        cfg["use_sliding_window"] = False
     if a.moe:
         moe_layers = [int(x) for x in a.moe_layers.split(",")] if a.moe_layers else list(range(a.layers))
         cfg.update({
@@ -65,7 +72,9 @@ def init_weights(cfg, a):
     gen = torch.Generator().manual_seed(a.seed)
     out = {}
     for name, shape in param_shapes(c).items():
-        if len(shape) == 1:  # norms: around 1 so their gradients are non-trivial
+        if name.endswith(".bias"):
+            t = 0.1 * torch.randn(shape, generator=gen)
+        elif len(shape) == 1:  # norms: around 1 so their gradients are non-trivial
             t = 1.0 + 0.2 * torch.randn(shape, generator=gen)
         elif name.endswith("block_sparse_moe.gate.weight"):
             t = a.router_std * torch.randn(shape, generator=gen)
@@ -88,6 +97,7 @@ def main(argv=None):
     ap.add_argument("--zloss", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tied", action="store_true")
+    ap.add_argument("--qkv-bias", action="store_true", help="q/k/v_proj biases (dense: written as Qwen2)")
     ap.add_argument("--vocab", type=int, default=97)
     ap.add_argument("--hidden", type=int, default=32)
     ap.add_argument("--layers", type=int, default=3)

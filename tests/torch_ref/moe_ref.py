@@ -8,12 +8,13 @@ losses and gradients (tests/torch_ref/compare_grads.py, tests/test_vs_torch.sh).
 Model (Llama-family decoder; every layer's FFN is dense SwiGLU or a Skywork-MoE layer):
   h = embed[ids]
   per layer l:  h = h + o_proj(Attn(RoPE(q_proj(n)), RoPE(k_proj(n)), v_proj(n))),  n = RMSNorm(h)
+                (with qkv_bias — Qwen2, or moec's "qkv_bias": true — q/k/v_proj add their bias before RoPE)
                 h = h + FFN_l(RMSNorm(h))
   logits = lm_head(RMSNorm(h))          (lm_head = embed when tie_word_embeddings)
   RMSNorm(x) = x * rsqrt(mean(x^2) + eps) * w
   Attention: H query heads, G KV heads (KV head g serves query heads g*H/G .. (g+1)*H/G-1), head dim Dh,
              RoPE in Hugging Face's rotate-half convention, inv_freq_i = theta^(-2i/Dh), positions 0..S-1,
-             causal softmax(q k^T / sqrt(Dh)), no biases anywhere.
+             causal softmax(q k^T / sqrt(Dh)); no biases except the optional q/k/v ones.
   Dense FFN: down(silu(gate(x)) * up(x)).
   MoE FFN over ALL B*S tokens of the batch as one group of T tokens (router.h):
      z = x Wg^T;  zn = lam (z - mean z)/(std z + 1e-6) (unbiased std; zn = z when lam == 0);  g = softmax(zn)
@@ -57,6 +58,11 @@ class Config:
         self.head_dim = int(d.get("head_dim") or self.hidden // self.n_heads)
         self.norm_eps = float(d.get("rms_norm_eps", 1e-6))
         self.rope_theta = float(d.get("rope_theta", 10000.0))
+        rp = d.get("rope_parameters") or {}  # transformers >= 5 nests rope_theta here
+        if rp.get("rope_theta") is not None:
+            self.rope_theta = float(rp["rope_theta"])
+        qwen2 = d.get("model_type") == "qwen2" or (not d.get("model_type") and "Qwen2ForCausalLM" in (d.get("architectures") or []))
+        self.qkv_bias = bool(d.get("qkv_bias", qwen2))
         self.tie = bool(d.get("tie_word_embeddings", False))
         self.n_experts = int(d.get("num_local_experts") or 0)
         if self.n_experts > 0:
@@ -90,8 +96,12 @@ def param_names(cfg):
     names = ["model.embed_tokens.weight"]
     for l in range(cfg.n_layers):
         p = f"model.layers.{l}."
-        names += [p + "input_layernorm.weight", p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                  p + "self_attn.v_proj.weight", p + "self_attn.o_proj.weight", p + "post_attention_layernorm.weight"]
+        names.append(p + "input_layernorm.weight")
+        for w in ("q", "k", "v"):
+            names.append(p + f"self_attn.{w}_proj.weight")
+            if cfg.qkv_bias:
+                names.append(p + f"self_attn.{w}_proj.bias")
+        names += [p + "self_attn.o_proj.weight", p + "post_attention_layernorm.weight"]
         if cfg.is_moe(l):
             names.append(p + "block_sparse_moe.gate.weight")
             for e in range(cfg.n_experts):
@@ -113,6 +123,10 @@ def param_shapes(cfg):
             s = (V, D)
         elif n.endswith("layernorm.weight") or n == "model.norm.weight":
             s = (D,)
+        elif n.endswith("q_proj.bias"):
+            s = (HD,)
+        elif n.endswith("k_proj.bias") or n.endswith("v_proj.bias"):
+            s = (GD,)
         elif n.endswith("q_proj.weight"):
             s = (HD, D)
         elif n.endswith("k_proj.weight") or n.endswith("v_proj.weight"):
@@ -178,9 +192,13 @@ def apply_rope(x, cos, sin):  # x [B, heads, S, Dh]
 def attention(x, p, pre, cfg):
     B, S, _ = x.shape
     H, G, Dh = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-    q = (x @ p[pre + "self_attn.q_proj.weight"].T).view(B, S, H, Dh).transpose(1, 2)
-    k = (x @ p[pre + "self_attn.k_proj.weight"].T).view(B, S, G, Dh).transpose(1, 2)
-    v = (x @ p[pre + "self_attn.v_proj.weight"].T).view(B, S, G, Dh).transpose(1, 2)
+    def proj(w):
+        y = x @ p[pre + f"self_attn.{w}_proj.weight"].T
+        return y + p[pre + f"self_attn.{w}_proj.bias"] if cfg.qkv_bias else y
+
+    q = proj("q").view(B, S, H, Dh).transpose(1, 2)
+    k = proj("k").view(B, S, G, Dh).transpose(1, 2)
+    v = proj("v").view(B, S, G, Dh).transpose(1, 2)
     cos, sin = rope_cos_sin(S, Dh, cfg.rope_theta, x.dtype)
     q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
     k = k.repeat_interleave(H // G, dim=1)  # query head h uses KV head h // (H/G)

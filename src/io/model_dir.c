@@ -145,7 +145,12 @@ static int harmless_extra(const char *name, int tied) {
     return tied && strcmp(name, "lm_head.weight") == 0;
 }
 
-/* Copy every table tensor from src into buf, converting to fp32. lenient: allow harmless_extra tensors. */
+/* Copy every table tensor from src into buf, converting to fp32 (F32, F16, BF16, F64; any other dtype is an
+ * error naming the tensor). lenient: allow harmless_extra tensors.
+ * Names are the table's (params.h). transformers 5 holds Mixtral's experts fused in memory
+ * (mlp.experts.gate_up_proj / down_proj) but save_pretrained converts them back to the per-expert
+ * block_sparse_moe.experts.E.w1/w3/w2 names (checked by tests/test_hf_models.sh), so no fused layout is read
+ * here; a file carrying fused tensors is refused as "unexpected tensor". */
 static moec_status source_fill(const tensor_source *s, const char *origin, const moec_param_table *table, float *buf,
                                int lenient, int tied) {
     int64_t matched = 0;

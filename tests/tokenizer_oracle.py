@@ -10,6 +10,9 @@ it loads the tokenizer.json that moec wrote and encodes the same text. Commands:
   sp-build CORPUS OUT_DIR                 train SentencePiece-style BPE tokenizers (byte fallback, Llama 2 layout)
                                           with the library itself and write OUT_DIR/sp_{prepend,meta_first,
                                           meta_split}.json (see build_sp for how the three differ)
+  regex-build CORPUS OUT_DIR              train byte-level BPE tokenizers whose pre-tokenizer is Sequence[Split(Regex
+                                          (PAT), Isolated), ByteLevel(use_regex=false)] with the Llama 3 and Qwen2
+                                          patterns, and write OUT_DIR/{llama3,qwen2}.json (see build_regex)
   unicode-table                           print src/io/tokenizer_unicode.c (the codepoint class table that moec's
                                           pre-tokenizer uses), generated from Python's unicodedata
 
@@ -122,6 +125,45 @@ def cmd_sp_build(corpus, out_dir):
     return 0
 
 
+# The Split patterns of Llama 3 and Qwen2 (as in transformers' convert_slow_tokenizer.py).
+REGEX_PATTERNS = {
+    "llama3": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+    "qwen2": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+}
+
+
+def build_regex(corpus, variant):
+    """A Llama 3 / Qwen2-layout byte-level BPE tokenizer.json (vocab ~1000, special token <|endoftext|>), trained
+    by the library on the first 300 KB of corpus with the ByteLevel alphabet, so every byte is a token."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(REGEX_PATTERNS[variant]), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    with open(corpus, "rb") as f:
+        text = f.read()[:300000].decode("utf-8", "ignore")
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=["<|endoftext|>"], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(text.split("\n\n"), trainer)
+    return tok.to_str()
+
+
+def cmd_regex_build(corpus, out_dir):
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        print("tokenizer_oracle: the Python package 'tokenizers' is not installed", file=sys.stderr)
+        return 77
+    from tokenizers import Tokenizer
+    for variant in REGEX_PATTERNS:
+        path = "%s/%s.json" % (out_dir, variant)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(build_regex(corpus, variant))
+        Tokenizer.from_file(path)  # the library must accept what we wrote
+    return 0
+
+
 def class_ranges():
     """Maximal codepoint ranges of Unicode letters (L*) and numbers (N*), as (first, last, class)."""
     out = []
@@ -172,6 +214,8 @@ def main(argv):
         return cmd_decode(argv[2], argv[3], argv[4])
     if len(argv) == 4 and argv[1] == "sp-build":
         return cmd_sp_build(argv[2], argv[3])
+    if len(argv) == 4 and argv[1] == "regex-build":
+        return cmd_regex_build(argv[2], argv[3])
     if len(argv) == 2 and argv[1] == "unicode-table":
         return cmd_unicode_table()
     print(__doc__, file=sys.stderr)

@@ -260,7 +260,7 @@ static moec_status encode_word(const moec_tokenizer *t, encode_state *st, const 
 static moec_status encode_span(const moec_tokenizer *t, encode_state *st, const uint8_t *s, size_t n, int at_start) {
     if (t->sp) return moec_tok_sp_encode_span(t, s, n, at_start, &st->ids, &st->n, &st->cap);
     for (size_t i = 0; i < n;) {
-        size_t j = moec_tok_pretoken_end(s, n, i);
+        size_t j = t->pretok ? moec_tok_pretoken_end_split(t->pretok, s, n, i) : moec_tok_pretoken_end(s, n, i);
         MOEC_TRY(encode_word(t, st, s + i, j - i));
         i = j;
     }

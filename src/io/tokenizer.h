@@ -13,6 +13,10 @@
  * one). Bytes that are not valid UTF-8 are handled (each such byte is its own "other" character), so every
  * byte string round-trips: decode(encode(x)) == x.
  *
+ * Llama 3 / Qwen2 byte-level files (pre_tokenizer Sequence[Split(Regex(PAT), Isolated), ByteLevel(use_regex=
+ * false)]) are read too, when PAT is exactly one of those two models' patterns (hand-written splitters in
+ * tokenizer_split.c); any other Split pattern is refused. Byte mapping and BPE are then as above.
+ *
  * SentencePiece-style BPE (Llama 2 / Mistral tokenizer.json: "▁" for spaces, byte fallback to "<0xNN>" tokens,
  * Prepend/Replace normalizer or Metaspace pre-tokenizer) can be read, encoded and decoded too; see tokenizer_sp.c
  * for what is supported. Such a tokenizer is not written back (moec_tokenizer_save_json refuses it).

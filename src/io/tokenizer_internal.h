@@ -87,6 +87,7 @@ struct moec_tokenizer {
     moec_tok_u64map ranks; /* pair key -> rank << 32 | result id */
     int ignore_merges;     /* HF option: a word that is itself a token is emitted whole, before merging */
     int32_t bos_id;        /* BOS the post_processor template puts first (callers add it), or -1 */
+    int pretok;            /* byte-level pre-tokenizer: MOEC_TOK_PRETOK_* */
 
     /* SentencePiece-style files (sp = 1): tokens are stored as spelled in the file ("▁the", "<0x0A>"), text is
      * normalized (norm steps, then the Metaspace pre-tokenizer if meta), merged by BPE over its characters, and
@@ -140,5 +141,16 @@ int32_t moec_tok_utf8_decode(const uint8_t *s, size_t n, size_t i, size_t *adv);
 int moec_tok_class(int32_t cp);
 /* End (exclusive) of the GPT-2 pre-token starting at s[i], i < n. See tokenizer.c for the rules. */
 size_t moec_tok_pretoken_end(const uint8_t *s, size_t n, size_t i);
+
+/* Byte-level pre-tokenizers: GPT-2's (ByteLevel use_regex=true), or Split(Regex) with the Llama 3 / Qwen2
+ * pattern followed by ByteLevel(use_regex=false) (tokenizer_split.c). */
+enum { MOEC_TOK_PRETOK_GPT2 = 0, MOEC_TOK_PRETOK_LLAMA3, MOEC_TOK_PRETOK_QWEN2 };
+extern const char *const moec_tok_split_pattern[3]; /* [kind]: the exact regex string (NULL for GPT2) */
+/* End (exclusive) of the pre-token of pattern `kind` (LLAMA3 or QWEN2) starting at s[i], i < n. */
+size_t moec_tok_pretoken_end_split(int kind, const uint8_t *s, size_t n, size_t i);
+
+/* Reads a tokenizer.json post_processor (cJSON node): accepts null, ByteLevel, TemplateProcessing or a Sequence
+ * of them, recording the template's leading special token as t->bos_id. Call after the vocab is loaded. */
+moec_status moec_tok_read_post_processor(moec_tokenizer *t, const void *post_json, const char *path);
 
 #endif

@@ -6,8 +6,12 @@
  *   "added_tokens":  [{"id", "content", "special", ...}]  tokens matched literally in text before
  *                    pre-tokenizing; moec's special tokens. Their content also appears in model.vocab.
  *   "normalizer":    null (anything else is refused: moec does not normalize)
- *   "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}
- *   "post_processor": null (or ByteLevel, which only adjusts offsets; templates adding tokens are refused)
+ *   "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}, or (Llama 3 / Qwen2)
+ *                    {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": PAT},
+ *                    "behavior": "Isolated", "invert": false}, ByteLevel with "use_regex": false]} where PAT is
+ *                    exactly one of moec_tok_split_pattern (other patterns: "unsupported pre-tokenizer pattern")
+ *   "post_processor": null, ByteLevel, TemplateProcessing or a Sequence of them (see moec_tok_read_post_processor:
+ *                     the template's leading special token is reported as BOS; encode never adds it)
  *   "decoder":       {"type": "ByteLevel"} (read: ignored)
  *   "model":         {"type": "BPE", "vocab": {token: id}, "merges": ["left right", ...] or [["left","right"]],
  *                    "ignore_merges": bool, no dropout, no subword prefix/suffix}
@@ -64,13 +68,31 @@ static cJSON *bytelevel_obj(int decoder) {
     return o;
 }
 
+/* Sequence[Split(Regex(pattern), Isolated), ByteLevel(use_regex=false)] of a Llama 3 / Qwen2 style tokenizer. */
+static cJSON *split_sequence_obj(int kind) {
+    cJSON *o = cJSON_CreateObject(), *split = cJSON_CreateObject(), *bl = bytelevel_obj(0);
+    if (!o || !split || !bl) { cJSON_Delete(o); cJSON_Delete(split); cJSON_Delete(bl); return NULL; }
+    cJSON_AddStringToObject(o, "type", "Sequence");
+    cJSON *list = cJSON_AddArrayToObject(o, "pretokenizers");
+    cJSON_AddStringToObject(split, "type", "Split");
+    cJSON *pat = cJSON_AddObjectToObject(split, "pattern");
+    if (!list || !pat) { cJSON_Delete(o); cJSON_Delete(split); cJSON_Delete(bl); return NULL; }
+    cJSON_AddStringToObject(pat, "Regex", moec_tok_split_pattern[kind]);
+    cJSON_AddStringToObject(split, "behavior", "Isolated");
+    cJSON_AddFalseToObject(split, "invert");
+    cJSON_ReplaceItemInObject(bl, "use_regex", cJSON_CreateFalse());
+    cJSON_AddItemToArray(list, split);
+    cJSON_AddItemToArray(list, bl);
+    return o;
+}
+
 static moec_status build_json(const moec_tokenizer *t, cJSON *root, const char *path) {
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON_AddNullToObject(root, "truncation");
     cJSON_AddNullToObject(root, "padding");
     cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
     cJSON_AddNullToObject(root, "normalizer");
-    cJSON_AddItemToObject(root, "pre_tokenizer", bytelevel_obj(0));
+    cJSON_AddItemToObject(root, "pre_tokenizer", t->pretok ? split_sequence_obj(t->pretok) : bytelevel_obj(0));
     cJSON_AddNullToObject(root, "post_processor");
     cJSON_AddItemToObject(root, "decoder", bytelevel_obj(1));
     cJSON *model = cJSON_AddObjectToObject(root, "model");
@@ -160,19 +182,61 @@ static int is_absent(const cJSON *v) { return !v || cJSON_IsNull(v); }
 
 /* Refuse the options that would make Hugging Face encode differently from moec: first the byte-level pipeline
  * around the model, then (check_model, for both kinds of file) the BPE model's own options. */
-static moec_status check_bytelevel_pipeline(const cJSON *root, const char *path) {
+static int is_type(const cJSON *o, const char *type) {
+    return cJSON_IsObject(o) && cJSON_IsString(field(o, "type")) && !strcmp(field(o, "type")->valuestring, type);
+}
+
+/* A pre_tokenizer Sequence whose last step is ByteLevel: a byte-level file (Llama 3 / Qwen2 layout). */
+static int is_bytelevel_sequence(const cJSON *pre) {
+    const cJSON *list = is_type(pre, "Sequence") ? field(pre, "pretokenizers") : NULL;
+    int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : 0;
+    return n > 0 && is_type(cJSON_GetArrayItem(list, n - 1), "ByteLevel");
+}
+
+/* Sequence[Split(Regex(PAT), Isolated, invert false), ByteLevel(add_prefix_space false, use_regex false)] with
+ * PAT the Llama 3 or Qwen2 pattern: sets *kind. */
+static moec_status check_split_sequence(const cJSON *pre, int *kind, const char *path) {
+    const cJSON *list = field(pre, "pretokenizers");
+    const cJSON *split = cJSON_GetArrayItem(list, 0), *bl = cJSON_GetArrayItem(list, 1);
+    if (cJSON_GetArraySize(list) != 2 || !is_type(split, "Split"))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: unsupported pre-tokenizer Sequence (only [Split(Regex), ByteLevel] is "
+                        "supported)", path);
+    const cJSON *pat = field(field(split, "pattern"), "Regex");
+    if (!cJSON_IsString(pat))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: unsupported pre-tokenizer pattern (Split needs a Regex pattern)", path);
+    const cJSON *beh = field(split, "behavior");
+    if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") || cJSON_IsTrue(field(split, "invert")))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: unsupported pre-tokenizer Split options (need behavior Isolated, invert "
+                        "false)", path);
+    *kind = 0;
+    for (int k = MOEC_TOK_PRETOK_LLAMA3; k <= MOEC_TOK_PRETOK_QWEN2; k++)
+        if (!strcmp(pat->valuestring, moec_tok_split_pattern[k])) *kind = k;
+    if (!*kind) {
+        size_t len = strlen(pat->valuestring);
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: unsupported pre-tokenizer pattern '%.60s%s' (only the Llama 3 and Qwen2 "
+                        "patterns are implemented)", path, pat->valuestring, len > 60 ? "..." : "");
+    }
+    if (cJSON_IsTrue(field(bl, "add_prefix_space")))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: ByteLevel add_prefix_space=true is not supported", path);
+    if (!cJSON_IsFalse(field(bl, "use_regex")))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: ByteLevel after Split must have use_regex=false", path);
+    return MOEC_OK;
+}
+
+static moec_status check_bytelevel_pipeline(moec_tokenizer *t, const cJSON *root, const char *path) {
     const cJSON *norm = field(root, "normalizer"), *pre = field(root, "pre_tokenizer");
     if (!is_absent(norm)) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: normalizers are not supported (need \"normalizer\": null)", path);
-    if (!cJSON_IsObject(pre) || !cJSON_IsString(field(pre, "type")) || strcmp(field(pre, "type")->valuestring, "ByteLevel"))
-        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: pre_tokenizer must be ByteLevel (GPT-2 style)", path);
-    if (cJSON_IsTrue(field(pre, "add_prefix_space")))
-        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: ByteLevel add_prefix_space=true is not supported", path);
-    if (cJSON_IsFalse(field(pre, "use_regex")))
-        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: ByteLevel use_regex=false is not supported", path);
-    const cJSON *post = field(root, "post_processor");
-    if (!is_absent(post) && !(cJSON_IsString(field(post, "type")) && !strcmp(field(post, "type")->valuestring, "ByteLevel")))
-        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: post_processor that adds tokens is not supported (need null)", path);
-    return MOEC_OK;
+    if (is_bytelevel_sequence(pre)) {
+        MOEC_TRY(check_split_sequence(pre, &t->pretok, path));
+    } else {
+        if (!is_type(pre, "ByteLevel"))
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: pre_tokenizer must be ByteLevel (GPT-2 style)", path);
+        if (cJSON_IsTrue(field(pre, "add_prefix_space")))
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: ByteLevel add_prefix_space=true is not supported", path);
+        if (cJSON_IsFalse(field(pre, "use_regex")))
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: ByteLevel use_regex=false is not supported", path);
+    }
+    return MOEC_OK; /* post_processor: moec_tok_read_post_processor, after the vocab is loaded */
 }
 
 static moec_status check_model(const cJSON *model, const char *path) {
@@ -344,17 +408,17 @@ moec_status moec_tokenizer_load_json(moec_tokenizer **out, const char *path) {
                          : MOEC_ERR(MOEC_ERR_FORMAT, "%s: no \"model\" object; not a tokenizer.json", path);
     /* A ByteLevel pre-tokenizer makes a GPT-2 style file; anything else is read as SentencePiece style. */
     const cJSON *pre = st == MOEC_OK ? field(root, "pre_tokenizer") : NULL;
-    int sp = !(cJSON_IsObject(pre) && cJSON_IsString(field(pre, "type")) &&
-               !strcmp(field(pre, "type")->valuestring, "ByteLevel"));
+    int sp = !(is_type(pre, "ByteLevel") || is_bytelevel_sequence(pre));
     moec_tokenizer *t = NULL;
     if (st == MOEC_OK) st = moec_tok_alloc(&t, 1024);
-    if (st == MOEC_OK) st = sp ? moec_tok_sp_parse_pipeline(t, root, path) : check_bytelevel_pipeline(root, path);
+    if (st == MOEC_OK) st = sp ? moec_tok_sp_parse_pipeline(t, root, path) : check_bytelevel_pipeline(t, root, path);
     if (st == MOEC_OK) {
         t->sp = sp;
         t->ignore_merges = cJSON_IsTrue(field(model, "ignore_merges"));
         st = load_model(t, root, model, path, sp);
     }
     if (st == MOEC_OK && sp) st = moec_tok_sp_resolve(t, root, path);
+    if (st == MOEC_OK && !sp) st = moec_tok_read_post_processor(t, field(root, "post_processor"), path);
     cJSON_Delete(root);
     if (st != MOEC_OK) {
         moec_tokenizer_free(t);

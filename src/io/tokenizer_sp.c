@@ -163,9 +163,7 @@ moec_status moec_tok_sp_parse_pipeline(moec_tokenizer *t, const void *cjson_root
             MOEC_TRY(parse_dec_step(t, dec, path));
         }
     }
-    if (!is_absent(post) && !(type_of(post) && !strcmp(type_of(post), "TemplateProcessing")))
-        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: post_processor type '%s' is not supported (need TemplateProcessing or "
-                        "null)", path, type_of(post) ? type_of(post) : "(none)");
+    (void)post; /* checked (and its BOS read) by moec_tok_read_post_processor once the vocab is known */
     return MOEC_OK;
 }
 
@@ -190,8 +188,31 @@ moec_status moec_tok_sp_resolve(moec_tokenizer *t, const void *cjson_root, const
             return MOEC_ERR(MOEC_ERR_FORMAT, "%s: model.byte_fallback is true but byte token %s is not in the vocab",
                             path, name);
     }
-    const cJSON *post = field(root, "post_processor");
+    return moec_tok_read_post_processor(t, field(root, "post_processor"), path);
+}
+
+/* post_processor: null, ByteLevel (offsets only), TemplateProcessing (its leading special token is the BOS that
+ * moec_tokenizer_bos_id reports; moec's encode never adds it), or a Sequence of these (Llama 3 writes
+ * Sequence[ByteLevel, TemplateProcessing]). Anything else is refused. Needs the vocab (ids are checked). */
+moec_status moec_tok_read_post_processor(moec_tokenizer *t, const void *post_json, const char *path) {
+    const cJSON *post = post_json;
     if (is_absent(post)) return MOEC_OK;
+    const char *ty = type_of(post);
+    if (ty && !strcmp(ty, "ByteLevel")) return MOEC_OK;
+    if (ty && !strcmp(ty, "Sequence")) {
+        const cJSON *list = field(post, "processors");
+        if (!cJSON_IsArray(list)) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: post_processor Sequence lacks \"processors\"", path);
+        for (const cJSON *e = list->child; e; e = e->next) {
+            const char *et = type_of(e);
+            if (et && !strcmp(et, "Sequence"))
+                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: nested post_processor Sequences are not supported", path);
+            MOEC_TRY(moec_tok_read_post_processor(t, e, path));
+        }
+        return MOEC_OK;
+    }
+    if (!ty || strcmp(ty, "TemplateProcessing") != 0)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: post_processor type '%s' is not supported (need TemplateProcessing, "
+                        "ByteLevel, a Sequence of them, or null)", path, ty ? ty : "(none)");
     const cJSON *single = field(post, "single"), *specials = field(post, "special_tokens");
     if (!cJSON_IsArray(single) || !cJSON_IsObject(specials))
         return MOEC_ERR(MOEC_ERR_FORMAT, "%s: TemplateProcessing lacks \"single\" or \"special_tokens\"", path);

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "io/tokenizer.h"
-#include "test_util.h"
+#include "tokenizer_oracle.h"
 
 static int n_pass, n_fail;
 static char tmpdir[] = "/tmp/moec_tok_regex_test_XXXXXX";
@@ -30,47 +30,11 @@ static void check(int ok, const char *what) {
     if (ok) n_pass++; else n_fail++;
 }
 
-static int run_oracle(const char *args) {
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' tests/tokenizer_oracle.py %s", python(), args);
-    int rc = system(cmd);
-    if (rc != 0) {
-        printf("  oracle command failed (status %d): %s\n", rc, cmd);
-        if (WIFEXITED(rc) && WEXITSTATUS(rc) == 77) printf("  -> pip install tokenizers into %s\n", python());
-    }
-    return rc == 0;
-}
-
-/* HF ids of text (no BOS); malloc'ed or NULL. */
-static int32_t *oracle_encode(const char *json, const char *text, size_t len, int64_t *n) {
-    char in[512], out[512], args[2048];
-    snprintf(in, sizeof in, "%s/in.txt", tmpdir);
-    snprintf(out, sizeof out, "%s/out.bin", tmpdir);
-    if (!write_all(in, text, len)) return NULL;
-    snprintf(args, sizeof args, "encode-raw '%s' '%s' '%s'", json, in, out);
-    if (!run_oracle(args)) return NULL;
-    size_t nb;
-    int32_t *ids = (int32_t *)read_all(out, &nb);
-    if (ids) *n = (int64_t)(nb / 4);
-    return ids;
-}
-
-/* HF decode of ids (keeping specials); malloc'ed or NULL. */
-static char *oracle_decode(const char *json, const int32_t *ids, int64_t n, size_t *len) {
-    char in[512], out[512], args[2048];
-    snprintf(in, sizeof in, "%s/ids.bin", tmpdir);
-    snprintf(out, sizeof out, "%s/text.txt", tmpdir);
-    if (!write_all(in, ids, (size_t)n * 4)) return NULL;
-    snprintf(args, sizeof args, "decode '%s' '%s' '%s'", json, in, out);
-    if (!run_oracle(args)) return NULL;
-    return read_all(out, len);
-}
-
 /* Encode with moec and HF and compare ids; then decode moec's ids with both and compare text. */
 static void compare(const moec_tokenizer *t, const char *json, const char *label, const char *text, size_t len) {
     char what[512];
     int64_t n_ref = 0, n = 0;
-    int32_t *ref = oracle_encode(json, text, len, &n_ref), *ids = NULL;
+    int32_t *ref = oracle_encode(tmpdir, json, text, len, &n_ref), *ids = NULL;
     int ok = ref != NULL;
     if (ok && moec_tokenizer_encode(t, text, len, &ids, &n) != MOEC_OK) {
         printf("  encode failed: %s\n", moec_error_message());
@@ -87,7 +51,7 @@ static void compare(const moec_tokenizer *t, const char *json, const char *label
     snprintf(what, sizeof what, "%s: encode %s equals Hugging Face", json + strlen(tmpdir) + 1, label);
     check(ok, what);
     size_t dlen = 0, rlen = 0;
-    char *dec = NULL, *rdec = ids ? oracle_decode(json, ids, n, &rlen) : NULL;
+    char *dec = NULL, *rdec = ids ? oracle_decode(tmpdir, json, ids, n, &rlen) : NULL;
     ok = rdec && moec_tokenizer_decode(t, ids, n, &dec, &dlen) == MOEC_OK && dlen == rlen && memcmp(dec, rdec, rlen) == 0;
     /* byte-level decoding is lossless: moec's decode of its own ids gives the text back */
     int round = dec && dlen == len && memcmp(dec, text, len) == 0;

@@ -1,6 +1,7 @@
 /* fsutil.c — atomic writes, whole-file reads, mkdir -p (see fsutil.h for the crash-safety contract). */
 #include "io/fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -212,4 +213,50 @@ moec_status moec_mkdir_p(const char *path) {
 int moec_path_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
+}
+
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+void moec_remove_staging_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char *p = path_join(dir, e->d_name);
+            if (p) unlink(p);
+            free(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+moec_status moec_copy_file(const char *from, const char *to, size_t max_bytes) {
+    char *data;
+    size_t n;
+    MOEC_TRY(moec_read_file(from, &data, &n, max_bytes));
+    moec_status st = moec_write_file_atomic(to, data, n);
+    free(data);
+    return st;
+}
+
+void moec_sync_parent_dir(const char *path) {
+    char *dir = strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    const char *name = ".";
+    if (slash == dir) name = "/";
+    else if (slash) *slash = '\0', name = dir;
+    int fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
 }

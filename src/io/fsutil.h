@@ -35,4 +35,14 @@ moec_status moec_mkdir_p(const char *path);
 /* 1 if path exists (any type), else 0. */
 int moec_path_exists(const char *path);
 
+/* Copy a file of at most max_bytes, writing the copy atomically. */
+moec_status moec_copy_file(const char *from, const char *to, size_t max_bytes);
+
+/* fsync the directory holding path, so a rename into it survives a power loss. Best effort on odd filesystems. */
+void moec_sync_parent_dir(const char *path);
+
+/* Remove a staging directory that we created (it holds only plain files of ours) and everything in it: the
+ * clean-up of tools that build OUT.tmp-<pid> and rename it to OUT when complete. */
+void moec_remove_staging_dir(const char *dir);
+
 #endif

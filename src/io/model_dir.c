@@ -2,14 +2,15 @@
 #include "io/model_dir.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io/fsutil.h"
 #include "io/safetensors.h"
+#include "io/tensor_source.h"
 
-#define INDEX_MAX_BYTES ((size_t)64 << 20)
 
 static char *join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -25,118 +26,6 @@ static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *dims) {
     if (len < cap) snprintf(buf + len, cap - len, "]");
 }
 
-/* The safetensors files a model's tensors come from: one file, or the shards of an index. */
-typedef struct {
-    int n;
-    moec_st_file **files;
-    char **shard_names;   /* as written in the index (NULL entries for a single file) */
-    cJSON *index;         /* parsed index JSON, or NULL */
-    const cJSON *weight_map;
-} tensor_source;
-
-static void source_close(tensor_source *s) {
-    for (int i = 0; i < s->n; i++) {
-        moec_st_close(s->files[i]);
-        free(s->shard_names[i]);
-    }
-    free(s->files);
-    free(s->shard_names);
-    cJSON_Delete(s->index);
-    memset(s, 0, sizeof *s);
-}
-
-static moec_status source_reserve(tensor_source *s, int n) {
-    s->files = calloc((size_t)n + 1, sizeof *s->files);
-    s->shard_names = calloc((size_t)n + 1, sizeof *s->shard_names);
-    if (!s->files || !s->shard_names) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening %d weight files", n);
-    return MOEC_OK;
-}
-
-static moec_status source_open_single(tensor_source *s, const char *path) {
-    memset(s, 0, sizeof *s);
-    moec_status st = source_reserve(s, 1);
-    if (st == MOEC_OK) st = moec_st_open(&s->files[0], path);
-    if (st != MOEC_OK) {
-        source_close(s);
-        return st;
-    }
-    s->n = 1;
-    return MOEC_OK;
-}
-
-/* A shard name from an index must be a plain file in DIR: refusing '/' keeps a hostile index from making us
- * read files elsewhere. */
-static int shard_name_ok(const char *name) {
-    return name[0] && strchr(name, '/') == NULL && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
-}
-
-static moec_status source_open_index(tensor_source *s, const char *dir, const char *index_path) {
-    memset(s, 0, sizeof *s);
-    char *text;
-    size_t len;
-    MOEC_TRY(moec_read_file(index_path, &text, &len, INDEX_MAX_BYTES));
-    s->index = cJSON_Parse(text);
-    free(text);
-    moec_status st = MOEC_OK;
-    if (!s->index) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: not valid JSON", index_path);
-    s->weight_map = cJSON_GetObjectItemCaseSensitive(s->index, "weight_map");
-    if (!cJSON_IsObject(s->weight_map)) {
-        st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: missing \"weight_map\" object", index_path);
-        goto fail;
-    }
-    int n_entries = cJSON_GetArraySize(s->weight_map);
-    if ((st = source_reserve(s, n_entries)) != MOEC_OK) goto fail;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, s->weight_map) {
-        if (!cJSON_IsString(e) || !shard_name_ok(e->valuestring)) {
-            st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: weight_map entry for '%s' is not a plain file name", index_path,
-                          e->string);
-            goto fail;
-        }
-        int known = 0;
-        for (int i = 0; i < s->n && !known; i++) known = strcmp(s->shard_names[i], e->valuestring) == 0;
-        if (known) continue;
-        char *path = join(dir, e->valuestring);
-        if (!path || !(s->shard_names[s->n] = strdup(e->valuestring))) {
-            free(path);
-            st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening shards of %s", index_path);
-            goto fail;
-        }
-        if (!moec_path_exists(path)) {
-            st = MOEC_ERR(MOEC_ERR_IO, "%s: shard %s listed in %s does not exist", dir, e->valuestring, index_path);
-            free(s->shard_names[s->n]);
-            s->shard_names[s->n] = NULL;
-            free(path);
-            goto fail;
-        }
-        st = moec_st_open(&s->files[s->n], path);
-        free(path);
-        if (st != MOEC_OK) {
-            free(s->shard_names[s->n]);
-            s->shard_names[s->n] = NULL;
-            goto fail;
-        }
-        s->n++;
-    }
-    return MOEC_OK;
-fail:
-    source_close(s);
-    return st;
-}
-
-/* DIR/model.safetensors if present, else DIR/model.safetensors.index.json. */
-static moec_status source_open_dir(tensor_source *s, const char *dir) {
-    char *single = join(dir, "model.safetensors");
-    char *index = join(dir, "model.safetensors.index.json");
-    moec_status st;
-    if (!single || !index) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
-    else if (moec_path_exists(single) || !moec_path_exists(index)) st = source_open_single(s, single);
-    else st = source_open_index(s, dir, index);
-    free(single);
-    free(index);
-    return st;
-}
-
 /* Tensors a checkpoint may carry that the table does not describe, and that are safe to skip. */
 static int harmless_extra(const char *name, int tied) {
     static const char suffix[] = ".rotary_emb.inv_freq"; /* recomputed from rope_theta; old exporters saved it */
@@ -145,37 +34,61 @@ static int harmless_extra(const char *name, int tied) {
     return tied && strcmp(name, "lm_head.weight") == 0;
 }
 
-/* Copy every table tensor from src into buf, converting to fp32 (F32, F16, BF16, F64; any other dtype is an
- * error naming the tensor). lenient: allow harmless_extra tensors.
+/* An FP8 weight's fp32 values: e4m3 codes times the per-row scale of its "X.weight_scale" tensor. */
+static moec_status read_fp8_dequantized(const moec_tensor_source *s, const char *origin, const moec_param_info *p,
+                                        const moec_st_tensor *t, float *out) {
+    char sname[MOEC_PARAM_NAME_MAX + 16];
+    moec_fp8_scale_name(sname, sizeof sname, p->name);
+    const moec_st_tensor *sc;
+    MOEC_TRY(moec_tensor_source_find(s, origin, sname, &sc, NULL));
+    const int64_t rows = p->shape[0], cols = p->ndim == 2 ? p->shape[1] : 1;
+    if (!sc) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: FP8 tensor '%s' has no scale tensor '%s'", origin, p->name, sname);
+    if (moec_st_numel(sc) != rows || !(sc->ndim == 1 || (sc->ndim == 2 && sc->shape[1] == 1)))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' must have shape [%lld, 1] (one per output row)", origin, sname,
+                        (long long)rows);
+    float *scale = malloc((size_t)rows * sizeof *scale);
+    if (!scale) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    moec_status st = moec_st_read_f32(sc, scale, rows);
+    if (st == MOEC_OK) st = moec_st_read_f32(t, out, p->numel);
+    for (int64_t r = 0; st == MOEC_OK && r < rows; r++) {
+        if (!isfinite(scale[r]) || scale[r] < 0)
+            st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' row %lld is %g", origin, sname, (long long)r, scale[r]);
+        for (int64_t c = 0; c < cols; c++) out[r * cols + c] *= scale[r];
+    }
+    free(scale);
+    return st;
+}
+
+/* Is name the scale of an FP8 table tensor ("X.weight_scale" with "X.weight" F8_E4M3 in the table)? */
+static int is_fp8_scale_of_table(const moec_tensor_source *s, const moec_param_table *table, const char *name) {
+    static const char suffix[] = "_scale";
+    size_t n = strlen(name), k = sizeof suffix - 1;
+    if (n <= k || n - k >= MOEC_PARAM_NAME_MAX || strcmp(name + n - k, suffix) != 0) return 0;
+    char base[MOEC_PARAM_NAME_MAX];
+    memcpy(base, name, n - k);
+    base[n - k] = 0;
+    const moec_st_tensor *t = NULL;
+    if (moec_param_table_find(table, base) < 0 || moec_tensor_source_find(s, "", base, &t, NULL) != MOEC_OK) return 0;
+    return t && t->dtype == MOEC_ST_F8_E4M3;
+}
+
+/* Copy every table tensor from src into buf, converting to fp32 (F32, F16, BF16, F64, and F8_E4M3 with its
+ * per-row scale tensor; any other dtype is an error naming the tensor). lenient: allow harmless_extra tensors.
  * Names are the table's (params.h). transformers 5 holds Mixtral's experts fused in memory
  * (mlp.experts.gate_up_proj / down_proj) but save_pretrained converts them back to the per-expert
  * block_sparse_moe.experts.E.w1/w3/w2 names (checked by tests/test_hf_models.sh), so no fused layout is read
  * here; a file carrying fused tensors is refused as "unexpected tensor". */
-static moec_status source_fill(const tensor_source *s, const char *origin, const moec_param_table *table, float *buf,
-                               int lenient, int tied) {
+static moec_status source_fill(const moec_tensor_source *s, const char *origin, const moec_param_table *table,
+                               float *buf, int lenient, int tied) {
     int64_t matched = 0;
     for (int i = 0; i < table->count; i++) {
         const moec_param_info *p = &table->items[i];
-        const moec_st_tensor *t = NULL;
-        int shard = -1;
-        for (int f = 0; f < s->n; f++) {
-            const moec_st_tensor *x = moec_st_find(s->files[f], p->name);
-            if (!x) continue;
-            if (t)
-                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' appears in both %s and %s", origin, p->name,
-                                moec_st_path(s->files[shard]), moec_st_path(s->files[f]));
-            t = x;
-            shard = f;
-        }
+        const moec_st_tensor *t;
+        const char *file = NULL;
+        MOEC_TRY(moec_tensor_source_find(s, origin, p->name, &t, &file));
         char want[96], got[160];
         fmt_shape(want, sizeof want, p->ndim, p->shape);
         if (!t) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' (shape %s) is missing", origin, p->name, want);
-        if (s->weight_map) {
-            const cJSON *w = cJSON_GetObjectItemCaseSensitive(s->weight_map, p->name);
-            if (!cJSON_IsString(w) || strcmp(w->valuestring, s->shard_names[shard]) != 0)
-                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' is in %s but the index says otherwise", origin,
-                                p->name, s->shard_names[shard]);
-        }
         int same = t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!same) {
@@ -183,26 +96,31 @@ static moec_status source_fill(const tensor_source *s, const char *origin, const
             return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has shape %s, the config needs %s", origin, p->name, got,
                             want);
         }
-        moec_status st = moec_st_read_f32(t, buf + p->offset, p->numel);
+        moec_status st = t->dtype == MOEC_ST_F8_E4M3 ? read_fp8_dequantized(s, origin, p, t, buf + p->offset)
+                                                     : moec_st_read_f32(t, buf + p->offset, p->numel);
         if (st != MOEC_OK) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", moec_error_message());
-            return MOEC_ERR(st, "%s: %s", moec_st_path(s->files[shard]), msg);
+            return MOEC_ERR(st, "%s: %s", file, msg);
         }
         matched++;
     }
     int64_t total = 0;
-    for (int f = 0; f < s->n; f++) total += moec_st_count(s->files[f]);
+    const int n_files = moec_tensor_source_file_count(s);
+    for (int f = 0; f < n_files; f++) total += moec_st_count(moec_tensor_source_file(s, f));
     if (total == matched) return MOEC_OK;
     /* Some tensor in the files is not in the table: find it (only now, the search is quadratic). */
-    for (int f = 0; f < s->n; f++)
-        for (int i = 0; i < moec_st_count(s->files[f]); i++) {
-            const char *name = moec_st_get(s->files[f], i)->name;
+    for (int f = 0; f < n_files; f++) {
+        const moec_st_file *file = moec_tensor_source_file(s, f);
+        for (int i = 0; i < moec_st_count(file); i++) {
+            const char *name = moec_st_get(file, i)->name;
             if (moec_param_table_find(table, name) >= 0) continue;
             if (lenient && harmless_extra(name, tied)) continue;
+            if (is_fp8_scale_of_table(s, table, name)) continue;
             return MOEC_ERR(MOEC_ERR_FORMAT, "%s: unexpected tensor '%s' in %s: the config does not describe it",
-                            origin, name, moec_st_path(s->files[f]));
+                            origin, name, moec_st_path(file));
         }
+    }
     return MOEC_OK;
 }
 
@@ -221,11 +139,11 @@ moec_status moec_model_dir_load(const char *dir, moec_config *cfg, moec_param_ta
         moec_param_table_free(table);
         return st;
     }
-    tensor_source src;
-    st = source_open_dir(&src, dir);
+    moec_tensor_source *src;
+    st = moec_tensor_source_open_dir(&src, dir);
     if (st == MOEC_OK) {
-        st = source_fill(&src, dir, table, buf, 1, cfg->tie_embeddings);
-        source_close(&src);
+        st = source_fill(src, dir, table, buf, 1, cfg->tie_embeddings);
+        moec_tensor_source_close(src);
     }
     if (st != MOEC_OK) {
         moec_free(buf);
@@ -237,10 +155,10 @@ moec_status moec_model_dir_load(const char *dir, moec_config *cfg, moec_param_ta
 }
 
 moec_status moec_model_dir_load_tensors(const char *path, const moec_param_table *table, float *buf) {
-    tensor_source src;
-    MOEC_TRY(source_open_single(&src, path));
-    moec_status st = source_fill(&src, path, table, buf, 0, 0);
-    source_close(&src);
+    moec_tensor_source *src;
+    MOEC_TRY(moec_tensor_source_open_file(&src, path));
+    moec_status st = source_fill(src, path, table, buf, 0, 0);
+    moec_tensor_source_close(src);
     return st;
 }
 

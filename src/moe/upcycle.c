@@ -149,47 +149,6 @@ static moec_status check_dense(const sources *s, const char *dir, const moec_par
 
 /* ------------------------------------------------------------------ output directory */
 
-/* Remove the temporary directory we created (it holds only our files) and everything in it. */
-static void remove_tmp_dir(const char *tmp) {
-    DIR *d = opendir(tmp);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char *p = join(tmp, e->d_name);
-            if (p) unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
-    rmdir(tmp);
-}
-
-static moec_status copy_file(const char *from, const char *to) {
-    char *data;
-    size_t n;
-    MOEC_TRY(moec_read_file(from, &data, &n, TOKENIZER_MAX_BYTES));
-    moec_status st = moec_write_file_atomic(to, data, n);
-    free(data);
-    return st;
-}
-
-/* fsync the directory holding path, so a rename into it survives a power loss. Best effort on odd filesystems. */
-static void sync_parent(const char *path) {
-    char *dir = strdup(path);
-    if (!dir) return;
-    char *slash = strrchr(dir, '/');
-    const char *name = ".";
-    if (slash == dir) name = "/";
-    else if (slash) *slash = '\0', name = dir;
-    int fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 /* ------------------------------------------------------------------ tensors */
 
 /* A stream per (layer, expert, matrix): the noise of one expert does not depend on which others exist. */
@@ -348,13 +307,13 @@ moec_status moec_upcycle(const char *dense_dir, const char *out_dir, const moec_
     }
     if (st == MOEC_OK) st = write_weights(weights, &mtab, &src, dense_dir, o);
     if (st == MOEC_OK) st = moec_config_save_json(&moe, cfg);
-    if (st == MOEC_OK && moec_path_exists(tok_in)) st = copy_file(tok_in, tok_out);
+    if (st == MOEC_OK && moec_path_exists(tok_in)) st = moec_copy_file(tok_in, tok_out, TOKENIZER_MAX_BYTES);
     if (st == MOEC_OK && moec_path_exists(out_dir))
         st = MOEC_ERR(MOEC_ERR_IO, "%s appeared while upcycling; not overwriting it", out_dir);
     if (st == MOEC_OK && rename(tmp, out_dir) != 0)
         st = MOEC_ERR(MOEC_ERR_IO, "cannot rename %s to %s: %s", tmp, out_dir, strerror(errno));
-    if (st == MOEC_OK) sync_parent(out_dir);
-    else if (made_tmp) remove_tmp_dir(tmp);
+    if (st == MOEC_OK) moec_sync_parent_dir(out_dir);
+    else if (made_tmp) moec_remove_staging_dir(tmp);
     sources_close(&src);
     moec_param_table_free(&dtab);
     moec_param_table_free(&mtab);

@@ -26,8 +26,11 @@ $(BUILD)/libmoec.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/moec: tools/moec.c $(BUILD)/libmoec.a
-	$(CC) $(CPPFLAGS) $(CFLAGS) $< -o $@ $(BUILD)/libmoec.a $(LDLIBS)
+TOOL_SRC  := $(wildcard tools/*.c)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+
+$(BUILD)/moec: $(TOOL_OBJ) $(BUILD)/libmoec.a
+	$(CC) $(CFLAGS) $(TOOL_OBJ) -o $@ $(BUILD)/libmoec.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libmoec.a
 	@mkdir -p $(dir $@)
@@ -40,5 +43,5 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libmoec.a
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d)
 .PHONY: all clean

@@ -2,7 +2,8 @@
 # deps.sh — installs what moec needs on a Debian machine, once. Sourced by quickstart.sh and test.sh.
 #   moec_deps_build   compiler, make, cJSON
 #   moec_deps_python  a virtualenv with the test oracles (PyTorch, numpy, safetensors, tokenizers), reused
-#                     across runs at $MOEC_VENV (default ~/.cache/moec/venv)
+#                     across runs at $MOEC_VENV (default ~/.cache/moec/venv); gguf is llama.cpp's GGUF package
+#   moec_deps_fuzz    clang with libFuzzer and the sanitizer runtimes (tests/test_fuzz.sh)
 set -euo pipefail
 
 MOEC_VENV=${MOEC_VENV:-$HOME/.cache/moec/venv}
@@ -25,7 +26,7 @@ moec_deps_build() {
     moec_apt_install gcc make libc6-dev libcjson-dev ca-certificates
 }
 
-MOEC_PIP_PACKAGES="torch numpy safetensors tokenizers transformers"
+MOEC_PIP_PACKAGES="torch numpy safetensors tokenizers transformers gguf"
 
 moec_deps_python() {
     moec_apt_install python3 python3-venv python3-pip
@@ -39,4 +40,8 @@ moec_deps_python() {
     # shellcheck disable=SC2086
     "$MOEC_VENV/bin/pip" install -q $MOEC_PIP_PACKAGES
     echo "$MOEC_PIP_PACKAGES" > "$stamp"
+}
+
+moec_deps_fuzz() { # clang's -fsanitize=fuzzer runtime is in libclang-rt-14-dev on Debian 12
+    moec_apt_install clang libclang-rt-14-dev
 }

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 moec_deps_build
 moec_deps_python
+moec_deps_fuzz
 export MOEC_PYTHON="$MOEC_VENV/bin/python"
 JOBS=$(nproc)
 

@@ -9,6 +9,8 @@
  *   moec plot    --metrics DIR/metrics.jsonl [--out DIR/plots]
  *   moec experiment upcycle-vs-scratch --data FILE.txt [--out DIR] [--dense-steps C] ...
  *   moec upcycle --model DENSE_DIR --out MOE_DIR --experts N [--top-k K] [--layers all|0,2] [--lambda L] ...
+ *   moec generate / perplexity / quantize / convert   (cmd_infer.c)
+ * Flag parsing helpers live in cli.c.
  */
 #include <errno.h>
 #include <math.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "core/threads.h"
 #include "io/fsutil.h"
 #include "io/model_dir.h"
@@ -28,127 +31,6 @@
 #include "train/experiment.h"
 #include "train/plot.h"
 #include "train/trainer.h"
-
-/* ------------------------------------------------------------------ flags */
-
-typedef struct {
-    const char *name;
-    const char *value; /* NULL if absent */
-} flag;
-
-typedef struct {
-    flag items[48];
-    int n;
-} flags;
-
-static int fail(moec_status st) {
-    fprintf(stderr, "moec: error: %s\n", moec_error_message()[0] ? moec_error_message() : moec_status_name(st));
-    return 1;
-}
-
-static int usage_error(const char *msg, const char *arg) {
-    fprintf(stderr, "moec: error: %s%s%s (see `moec help`)\n", msg, arg ? ": " : "", arg ? arg : "");
-    return 2;
-}
-
-/* Every flag takes a value: --name value. Unknown flags are rejected by the caller's `allowed` list. */
-static int parse_flags(flags *f, int argc, char **argv, const char *const *allowed) {
-    f->n = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) return usage_error("unexpected argument", a);
-        int ok = 0;
-        for (const char *const *p = allowed; *p; p++) ok |= strcmp(*p, a + 2) == 0;
-        if (!ok) return usage_error("unknown flag", a);
-        if (i + 1 >= argc) return usage_error("flag needs a value", a);
-        if (f->n == (int)(sizeof f->items / sizeof f->items[0])) return usage_error("too many flags", NULL);
-        f->items[f->n++] = (flag){a + 2, argv[++i]};
-    }
-    return 0;
-}
-
-static const char *get(const flags *f, const char *name) {
-    for (int i = f->n - 1; i >= 0; i--)
-        if (strcmp(f->items[i].name, name) == 0) return f->items[i].value;
-    return NULL;
-}
-
-static int get_int(const flags *f, const char *name, long long lo, long long hi, long long *out) {
-    const char *v = get(f, name);
-    if (!v) return 0;
-    char *end;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < lo || x > hi) {
-        fprintf(stderr, "moec: error: --%s expects an integer in [%lld, %lld], got '%s'\n", name, lo, hi, v);
-        return -1;
-    }
-    *out = x;
-    return 1;
-}
-
-static int get_float(const flags *f, const char *name, double lo, double hi, float *out) {
-    const char *v = get(f, name);
-    if (!v) return 0;
-    char *end;
-    double x = strtod(v, &end);
-    if (*end || end == v || !(x >= lo && x <= hi)) {
-        fprintf(stderr, "moec: error: --%s expects a number in [%g, %g], got '%s'\n", name, lo, hi, v);
-        return -1;
-    }
-    *out = (float)x;
-    return 1;
-}
-
-static int setup_threads(const flags *f) {
-    long long n = 0;
-    if (get_int(f, "threads", 0, 1024, &n) < 0) return -1;
-    moec_status st = moec_threads_init((int)n);
-    return st == MOEC_OK ? 0 : fail(st);
-}
-
-/* "i1 i2 i3" (spaces or commas) → ids. */
-static int parse_ids(const char *s, int32_t **ids, int64_t *n) {
-    int64_t cap = 16, k = 0;
-    int32_t *v = malloc((size_t)cap * sizeof *v);
-    if (!v) return usage_error("out of memory", NULL);
-    while (*s) {
-        while (*s == ' ' || *s == ',' || *s == '\t' || *s == '\n') s++;
-        if (!*s) break;
-        char *end;
-        errno = 0;
-        long long x = strtoll(s, &end, 10);
-        if (end == s || errno || x < 0 || x > INT32_MAX) {
-            free(v);
-            return usage_error("--ids must be non-negative integers separated by spaces", s);
-        }
-        if (k == cap) {
-            int32_t *nv = realloc(v, (size_t)(cap *= 2) * sizeof *v);
-            if (!nv) {
-                free(v);
-                return usage_error("out of memory", NULL);
-            }
-            v = nv;
-        }
-        v[k++] = (int32_t)x;
-        s = end;
-    }
-    if (k < 1) {
-        free(v);
-        return usage_error("--ids is empty", NULL);
-    }
-    *ids = v;
-    *n = k;
-    return 0;
-}
-
-static moec_status load_model(moec_model *m, const char *dir) {
-    moec_config cfg;
-    moec_param_table table;
-    float *params;
-    MOEC_TRY(moec_model_dir_load(dir, &cfg, &table, &params));
-    return moec_model_adopt(m, &cfg, &table, params);
-}
 
 /* ------------------------------------------------------------------ forward / grad */
 
@@ -569,7 +451,17 @@ static void help(void) {
          "               [--seed S] [--small-budget F] [--large-budget F] [--batch B] [--seq S] [--vocab V]\n"
          "               [--eval-batches N]   dense model, upcycled vs from-scratch MoE at F x C FLOPs\n"
          "  moec upcycle --model DENSE_DIR --out MOE_DIR --experts N [--top-k K] [--layers all|0,2,5] [--lambda L]\n"
-         "               [--capacity-factor C] [--noise STD] [--gate zero|random] [--gate-std S] [--seed S]\n");
+         "               [--capacity-factor C] [--noise STD] [--gate zero|random] [--gate-std S] [--seed S]\n"
+         "  moec generate --model DIR|FILE.gguf (--prompt TEXT | --batch-file FILE) [--max-tokens N]\n"
+         "               [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]\n"
+         "               [--repetition-window N] [--seed S] [--stop STR]... [--batch B] [--prefill-block N]\n"
+         "               [--ctx N] [--bos 0|1] [--eos 0|1] [--tokenizer FILE] [--threads T] [--stats 1]\n"
+         "               --batch-file: one prompt per line, one JSON line per finished prompt on stdout\n"
+         "  moec perplexity --model DIR|FILE.gguf --data FILE.txt [--chunk 512] [--split blank-lines|none]\n"
+         "               [--bos 0|1] [--max-chunks N]\n"
+         "  moec quantize --to fp8|bf16 --model DIR --out DIR2\n"
+         "  moec convert  --to gguf --type f32|f16|bf16|q8_0 --model DIR --out FILE.gguf [--allow-inexact 1]\n"
+         "  moec convert  --to hf --model FILE.gguf --out DIR\n");
 }
 
 int main(int argc, char **argv) {
@@ -586,6 +478,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "plot")) rc = cmd_plot(argc - 2, argv + 2);
     else if (!strcmp(cmd, "upcycle")) rc = cmd_upcycle(argc - 2, argv + 2);
     else if (!strcmp(cmd, "experiment")) rc = cmd_experiment(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "generate")) rc = cmd_generate(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "perplexity")) rc = cmd_perplexity(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "quantize")) rc = cmd_quantize(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "convert")) rc = cmd_convert(argc - 2, argv + 2);
     else rc = usage_error("unknown command", cmd);
     moec_threads_shutdown();
     return rc;

@@ -63,6 +63,7 @@ typedef struct {
 struct moec_st_file {
     char *path;
     void *map;               /* NULL when opened with moec_st_open_unmapped */
+    int borrowed;            /* map is the caller's buffer (moec_st_open_memory): not unmapped on close */
     size_t map_size;         /* the file's size, mapped or not */
     int fd;                  /* unmapped files: kept open for moec_st_pread_f32; -1 otherwise */
     uint64_t *file_off;      /* per tensor (same order as tensors): its first byte's offset in the file */
@@ -81,7 +82,7 @@ const moec_st_tensor *moec_st_get(const moec_st_file *f, int i) {
 
 void moec_st_close(moec_st_file *f) {
     if (!f) return;
-    if (f->map) munmap(f->map, f->map_size);
+    if (f->map && !f->borrowed) munmap(f->map, f->map_size);
     if (f->fd >= 0) close(f->fd);
     free(f->file_off);
     for (int i = 0; i < f->count; i++) free((char *)f->tensors[i].name);
@@ -371,6 +372,51 @@ fail:
 }
 
 moec_status moec_st_open(moec_st_file **out, const char *path) { return st_open(out, path, 1); }
+
+/* The same checks as st_open, over a caller's buffer that stands in for the mapping. */
+moec_status moec_st_open_memory(moec_st_file **out, const void *buf, size_t len, const char *origin) {
+    *out = NULL;
+    if (!origin) origin = "<memory>";
+    moec_st_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(origin))) {
+        free(f);
+        return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening %s", origin);
+    }
+    f->fd = -1;
+    f->map = (void *)buf;
+    f->borrowed = 1;
+    f->map_size = len;
+    moec_status s = MOEC_OK;
+    char *hdr = NULL;
+    uint64_t n = 0;
+    if (len < 8) {
+        s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: %zu bytes, too short for a safetensors header length", origin, len);
+        goto done;
+    }
+    memcpy(&n, buf, 8);
+    if (n > (uint64_t)len - 8 || n < 2 || n > ST_MAX_HEADER) {
+        s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: header length %" PRIu64 " is implausible or exceeds the %zu bytes after it",
+                     origin, n, len - 8);
+        goto done;
+    }
+    if (!(hdr = malloc((size_t)n + 1))) {
+        s = MOEC_ERR(MOEC_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes for the header", origin, n);
+        goto done;
+    }
+    memcpy(hdr, (const char *)buf + 8, (size_t)n);
+    hdr[n] = '\0';
+    if (strlen(hdr) != n) s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: header contains a NUL byte", origin);
+    else if (hdr[0] != '{') s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: header does not start with '{'", origin);
+    else s = parse_header(f, hdr, (uint64_t)len - 8 - n);
+done:
+    free(hdr);
+    if (s != MOEC_OK) {
+        moec_st_close(f);
+        return s;
+    }
+    *out = f;
+    return MOEC_OK;
+}
 moec_status moec_st_open_unmapped(moec_st_file **out, const char *path) { return st_open(out, path, 0); }
 
 moec_status moec_st_pread_f32(const moec_st_file *f, const moec_st_tensor *t, float *out, int64_t n) {

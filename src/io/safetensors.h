@@ -59,6 +59,9 @@ moec_status moec_st_open(moec_st_file **f, const char *path);
  * open; tensors' data pointers are NULL and their bytes are read on demand with moec_st_pread_f32. For streaming
  * tools (upcycling) whose address space must stay O(one tensor): a mapping counts toward RLIMIT_AS. */
 moec_status moec_st_open_unmapped(moec_st_file **f, const char *path);
+/* Validate a caller's buffer holding a whole .safetensors file (not copied: it must outlive f; data pointers
+ * point into it). origin names it in messages. For fuzzing and for files already in memory. */
+moec_status moec_st_open_memory(moec_st_file **f, const void *buf, size_t len, const char *origin);
 void moec_st_close(moec_st_file *f);
 const char *moec_st_path(const moec_st_file *f);
 int moec_st_count(const moec_st_file *f);

@@ -71,6 +71,31 @@ int moec_tokenizer_bos_id(const moec_tokenizer *t);
 int moec_tokenizer_token_id(const moec_tokenizer *t, const char *token);
 void moec_tokenizer_free(moec_tokenizer *t);
 
+/* ---- read-only views for exporters (tokenizer_access.c) ---- */
+typedef enum {
+    MOEC_TOK_KIND_GPT2,          /* byte-level, GPT-2 pre-tokenizer regex */
+    MOEC_TOK_KIND_LLAMA3,        /* byte-level, Llama 3 Split regex */
+    MOEC_TOK_KIND_QWEN2,         /* byte-level, Qwen2 Split regex */
+    MOEC_TOK_KIND_SENTENCEPIECE, /* "▁" pieces with byte fallback (Llama 2 / Mistral) */
+} moec_tokenizer_kind;
+moec_tokenizer_kind moec_tokenizer_kind_of(const moec_tokenizer *t);
+/* Token id as tokenizer.json spells it ("Ġthe", "▁the", "<0x0A>", "<|endoftext|>"): a fresh malloc'ed,
+ * NUL-terminated string of *len bytes (len may be NULL); NULL for an unknown id or out of memory. */
+char *moec_tokenizer_spelling(const moec_tokenizer *t, int id, size_t *len);
+/* 1 for an added special token (matched literally in text). */
+int moec_tokenizer_is_special(const moec_tokenizer *t, int id);
+/* Merges in rank order: rank r joins ids left and right into result. */
+int moec_tokenizer_n_merges(const moec_tokenizer *t);
+void moec_tokenizer_merge(const moec_tokenizer *t, int rank, int32_t *left, int32_t *right, int32_t *result);
+/* SentencePiece-style only (else -1): the unknown-token id, and the "<0xNN>" byte-fallback piece of a byte. */
+int moec_tokenizer_unk_id(const moec_tokenizer *t);
+int moec_tokenizer_byte_piece(const moec_tokenizer *t, int byte);
+/* SentencePiece-style: 1 if a "▁" is put before the text (normalizer Prepend, or Metaspace prepending). */
+int moec_tokenizer_sp_prefix_space(const moec_tokenizer *t);
+/* moec_tokenizer_load_json on a tokenizer.json already in memory (text[0..len), need not be NUL-terminated);
+ * origin names it in messages. */
+moec_status moec_tokenizer_load_json_text(moec_tokenizer **out, const char *text, size_t len, const char *origin);
+
 /* The pre-tokenizer alone, exposed for tests: end offsets of the consecutive pre-tokens (special tokens are
  * not treated specially here) of text[0..len); *ends is malloc'ed, caller frees. */
 moec_status moec_tokenizer_pretokenize(const char *text, size_t len, size_t **ends, int64_t *n);

@@ -394,14 +394,19 @@ moec_status moec_tokenizer_load_json(moec_tokenizer **out, const char *path) {
     char *data;
     size_t n;
     MOEC_TRY(moec_read_file(path, &data, &n, MOEC_TOK_JSON_MAX_BYTES));
+    moec_status st = moec_tokenizer_load_json_text(out, data, n, path);
+    free(data);
+    return st;
+}
+
+moec_status moec_tokenizer_load_json_text(moec_tokenizer **out, const char *data, size_t n, const char *path) {
+    *out = NULL;
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(data, n, &end, 0);
     if (!root) {
         long at = end ? (long)(end - data) : -1;
-        free(data);
         return MOEC_ERR(MOEC_ERR_FORMAT, "%s: not valid JSON (parse stopped near byte %ld of %zu)", path, at, n);
     }
-    free(data);
     const cJSON *model = field(root, "model");
     moec_status st = cJSON_IsObject(root) && cJSON_IsObject(model)
                          ? check_model(model, path)

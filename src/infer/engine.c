@@ -1,0 +1,273 @@
+/* engine.c — inference forward over a KV cache (see engine.h). */
+#include "infer/engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/threads.h"
+#include "kernels/cpu/ops.h"
+
+static void session_zero(moec_session *s) { memset(s, 0, sizeof *s); }
+
+void moec_session_free(moec_session *s) {
+    float *f[] = {s->k_cache, s->v_cache, s->x, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->h1, s->h3,
+                  s->router_logits, s->xd, s->yd, s->scores, s->rope_cos, s->rope_sin, s->final_x, s->rstd};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) moec_free(f[i]);
+    free(s->len);
+    free(s->pos);
+    free(s->by_expert);
+    free(s->grouped_at);
+    free(s->expert_start);
+    free(s->slot_fill);
+    if (s->router.E) moec_router_state_free(&s->router);
+    session_zero(s);
+}
+
+moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_slots, int ctx, int64_t max_rows) {
+    session_zero(s);
+    const moec_config *c = &m->cfg;
+    if (n_slots <= 0 || ctx <= 0 || max_rows <= 0)
+        return MOEC_ERR(MOEC_ERR_ARG, "session needs positive slots (%d), context (%d) and rows (%lld)", n_slots, ctx,
+                        (long long)max_rows);
+    if (ctx > c->max_seq)
+        return MOEC_ERR(MOEC_ERR_ARG, "context of %d tokens exceeds the model's max_seq %d", ctx, c->max_seq);
+    s->model = m;
+    s->n_slots = n_slots;
+    s->ctx = ctx;
+    s->max_rows = max_rows;
+    const int64_t L = c->n_layers, D = c->hidden, HD = (int64_t)c->n_heads * c->head_dim,
+                  GD = (int64_t)c->n_kv_heads * c->head_dim, E = c->moe.n_experts, K = E > 0 ? c->moe.top_k : 1;
+    int64_t F = c->ffn_dim;
+    if (E > 0 && c->moe.ffn_dim * K > F) F = c->moe.ffn_dim * K; /* h1/h3 hold rows·K expert rows of width F_e */
+    const int64_t R = max_rows, cache = L * n_slots * (int64_t)ctx * GD;
+    s->n_score_threads = moec_threads_count();
+    int ok = 1;
+#define ALLOC(p, n) ok &= ((p) = moec_alloc_floats(n)) != NULL
+    ALLOC(s->k_cache, cache);
+    ALLOC(s->v_cache, cache);
+    ALLOC(s->x, R * D);
+    ALLOC(s->xn, R * D);
+    ALLOC(s->q, R * HD);
+    ALLOC(s->k, R * GD);
+    ALLOC(s->v, R * GD);
+    ALLOC(s->att, R * HD);
+    ALLOC(s->tmp, R * (D > HD ? D : HD));
+    ALLOC(s->h1, R * F);
+    ALLOC(s->h3, R * F);
+    ALLOC(s->scores, (int64_t)s->n_score_threads * ctx);
+    ALLOC(s->rope_cos, (int64_t)ctx * (c->head_dim / 2));
+    ALLOC(s->rope_sin, (int64_t)ctx * (c->head_dim / 2));
+    ALLOC(s->final_x, R * D);
+    ALLOC(s->rstd, R);
+    if (E > 0) {
+        ALLOC(s->router_logits, R * E);
+        ALLOC(s->xd, R * K * D);
+        ALLOC(s->yd, R * K * D);
+    }
+#undef ALLOC
+    s->len = calloc((size_t)n_slots, sizeof *s->len);
+    s->slot_fill = calloc((size_t)n_slots, sizeof *s->slot_fill);
+    s->pos = calloc((size_t)R, sizeof *s->pos);
+    ok &= s->len && s->slot_fill && s->pos;
+    if (E > 0) {
+        s->by_expert = calloc((size_t)(R * K), sizeof *s->by_expert);
+        s->grouped_at = calloc((size_t)(R * K), sizeof *s->grouped_at);
+        s->expert_start = calloc((size_t)E + 1, sizeof *s->expert_start);
+        ok &= s->by_expert && s->grouped_at && s->expert_start;
+        if (ok && moec_router_state_init(&s->router, R, (int)E, (int)K) != MOEC_OK) ok = 0;
+    }
+    if (!ok) {
+        moec_session_free(s);
+        return MOEC_ERR(MOEC_ERR_NOMEM, "cannot allocate a session of %d slots × %d positions (%lld MB of cache)",
+                        n_slots, ctx, (long long)(2 * cache * 4 >> 20));
+    }
+    moec_rope_tables(s->rope_cos, s->rope_sin, ctx, c->head_dim, c->rope_theta);
+    return MOEC_OK;
+}
+
+void moec_session_reset(moec_session *s, int slot) {
+    if (slot >= 0 && slot < s->n_slots) s->len[slot] = 0;
+}
+
+static void add_bias(float *y, const float *b, int64_t n, int64_t w) {
+    if (!b) return;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < w; j++) y[i * w + j] += b[j];
+}
+
+static void add_rows(float *x, const float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* ---------------------------------------------------------------- attention over the cache */
+typedef struct {
+    moec_session *s;
+    const int32_t *slots;
+    int layer;
+} attn_args;
+
+/* dot of two Dh-vectors with 8 independent partial sums, which the compiler vectorises without reassociating */
+static float dot8(const float *a, const float *b, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
+    float r = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) r += a[i] * b[i];
+    return r;
+}
+
+/* One task = one (row, query head): softmax(scale · q·K[0..pos]) · V[0..pos] of the row's slot. */
+static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
+    const attn_args *a = p;
+    moec_session *s = a->s;
+    const moec_config *c = &s->model->cfg;
+    const int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, GD = G * Dh, HD = H * Dh;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    float *sc = s->scores + (int64_t)thread * s->ctx;
+    for (int64_t t = t0; t < t1; t++) {
+        const int64_t row = t / H, h = t % H, g = h / (H / G);
+        const int64_t slot = a->slots[row], npos = (int64_t)s->pos[row] + 1;
+        const int64_t base = (((int64_t)a->layer * s->n_slots + slot) * s->ctx) * GD + g * Dh;
+        const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row * HD + h * Dh;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j < npos; j++) {
+            sc[j] = scale * dot8(q, kc + j * GD, Dh);
+            mx = sc[j] > mx ? sc[j] : mx;
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < npos; j++) {
+            sc[j] = expf(sc[j] - mx);
+            sum += sc[j];
+        }
+        const float inv = (float)(1.0 / sum);
+        float *o = s->att + row * HD + h * Dh;
+        memset(o, 0, (size_t)Dh * sizeof *o);
+        for (int64_t j = 0; j < npos; j++) {
+            const float pj = sc[j] * inv, *vr = vc + j * GD;
+            for (int64_t d = 0; d < Dh; d++) o[d] += pj * vr[d];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- MoE: route, group by expert, run, combine */
+static void moe_forward(moec_session *s, const moec_infer_layer *L, int64_t n) {
+    const moec_config *c = &s->model->cfg;
+    const int E = c->moe.n_experts, K = c->moe.top_k;
+    const int64_t D = c->hidden, F = c->moe.ffn_dim;
+    moec_qmat_matmul(s->router_logits, E, s->xn, D, n, &L->router);
+    moec_moe_config dropless = c->moe;
+    dropless.capacity_factor = 0.0f;
+    moec_router_forward(&s->router, s->router_logits, n, &dropless);
+    const int32_t *idx = s->router.topk_idx;
+    /* counting sort of the (row, k) assignments by expert; stable, so rows stay in order inside each group */
+    int64_t *start = s->expert_start;
+    memset(start, 0, (size_t)(E + 1) * sizeof *start);
+    for (int64_t a = 0; a < n * K; a++) start[idx[a] + 1]++;
+    for (int e = 0; e < E; e++) start[e + 1] += start[e];
+    for (int64_t a = 0; a < n * K; a++) {
+        const int64_t at = start[idx[a]]++;
+        s->by_expert[at] = (int32_t)a;
+        s->grouped_at[a] = (int32_t)at;
+    }
+    for (int e = E; e > 0; e--) start[e] = start[e - 1];
+    start[0] = 0;
+    for (int64_t at = 0; at < n * K; at++) memcpy(s->xd + at * D, s->xn + (s->by_expert[at] / K) * D, (size_t)D * 4);
+    for (int e = 0; e < E; e++) {
+        const int64_t r0 = start[e], cnt = start[e + 1] - r0;
+        if (cnt == 0) continue; /* an expert nobody chose is never read */
+        const moec_qmat *w = L->experts + 3 * e;
+        float *h1 = s->h1 + r0 * F, *h3 = s->h3 + r0 * F;
+        moec_qmat_matmul(h1, F, s->xd + r0 * D, D, cnt, &w[0]);
+        moec_qmat_matmul(h3, F, s->xd + r0 * D, D, cnt, &w[1]);
+        moec_swiglu_forward(h1, h1, h3, cnt, F);
+        moec_qmat_matmul(s->yd + r0 * D, D, h1, F, cnt, &w[2]);
+    }
+    /* combine in slot order k = 0..K-1 (fixed order: deterministic) */
+    for (int64_t i = 0; i < n; i++) {
+        float *x = s->x + i * D;
+        for (int k = 0; k < K; k++) {
+            const float wk = s->router.topk_w[i * K + k];
+            const float *y = s->yd + (int64_t)s->grouped_at[i * K + k] * D;
+            for (int64_t d = 0; d < D; d++) x[d] += wk * y[d];
+        }
+    }
+}
+
+static void dense_ffn(moec_session *s, const moec_infer_layer *L, int64_t n) {
+    const moec_config *c = &s->model->cfg;
+    const int64_t D = c->hidden, F = c->ffn_dim;
+    moec_qmat_matmul(s->h1, F, s->xn, D, n, &L->w1);
+    moec_qmat_matmul(s->h3, F, s->xn, D, n, &L->w3);
+    moec_swiglu_forward(s->h1, s->h1, s->h3, n, F);
+    moec_qmat_matmul(s->tmp, D, s->h1, F, n, &L->w2);
+    add_rows(s->x, s->tmp, n * D);
+}
+
+moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *tokens, const int32_t *slots,
+                                 const uint8_t *want, float *logits) {
+    const moec_infer_model *m = s->model;
+    const moec_config *c = &m->cfg;
+    const int64_t D = c->hidden, H = c->n_heads, Dh = c->head_dim, HD = H * Dh, G = c->n_kv_heads, GD = G * Dh,
+                  V = c->vocab_size, half = Dh / 2;
+    if (n <= 0 || n > s->max_rows)
+        return MOEC_ERR(MOEC_ERR_ARG, "%lld rows in one call; the session holds 1..%lld", (long long)n,
+                        (long long)s->max_rows);
+    memset(s->slot_fill, 0, (size_t)s->n_slots * sizeof *s->slot_fill);
+    for (int64_t i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return MOEC_ERR(MOEC_ERR_ARG, "token id %d (row %lld) is outside the vocabulary [0, %lld)", tokens[i],
+                            (long long)i, (long long)V);
+        if (slots[i] < 0 || slots[i] >= s->n_slots)
+            return MOEC_ERR(MOEC_ERR_ARG, "slot %d (row %lld) is outside [0, %d)", slots[i], (long long)i, s->n_slots);
+        const int64_t p = (int64_t)s->len[slots[i]] + s->slot_fill[slots[i]]++;
+        if (p >= s->ctx)
+            return MOEC_ERR(MOEC_ERR_ARG, "sequence in slot %d would reach %lld tokens, more than the context of %d",
+                            slots[i], (long long)p + 1, s->ctx);
+        s->pos[i] = (int32_t)p;
+    }
+    if (moec_threads_count() > s->n_score_threads) {
+        float *sc = moec_alloc_floats((int64_t)moec_threads_count() * s->ctx);
+        if (!sc) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+        moec_free(s->scores);
+        s->scores = sc;
+        s->n_score_threads = moec_threads_count();
+    }
+    for (int64_t i = 0; i < n; i++) moec_qmat_row(s->x + i * D, &m->tok_emb, tokens[i]);
+    for (int l = 0; l < c->n_layers; l++) {
+        const moec_infer_layer *L = &m->layers[l];
+        moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->attn_norm, n, D, c->norm_eps);
+        moec_qmat_matmul(s->q, HD, s->xn, D, n, &L->wq);
+        moec_qmat_matmul(s->k, GD, s->xn, D, n, &L->wk);
+        moec_qmat_matmul(s->v, GD, s->xn, D, n, &L->wv);
+        add_bias(s->q, L->bq, n, HD);
+        add_bias(s->k, L->bk, n, GD);
+        add_bias(s->v, L->bv, n, GD);
+        for (int64_t i = 0; i < n; i++) {
+            /* a one-row rope call whose tables start at the row's position */
+            const float *cs = s->rope_cos + (int64_t)s->pos[i] * half, *sn = s->rope_sin + (int64_t)s->pos[i] * half;
+            moec_rope_apply(s->q + i * HD, cs, sn, 1, 1, H, Dh, 0);
+            moec_rope_apply(s->k + i * GD, cs, sn, 1, 1, G, Dh, 0);
+            const int64_t at = (((int64_t)l * s->n_slots + slots[i]) * s->ctx + s->pos[i]) * GD;
+            memcpy(s->k_cache + at, s->k + i * GD, (size_t)GD * 4);
+            memcpy(s->v_cache + at, s->v + i * GD, (size_t)GD * 4);
+        }
+        attn_args aa = {.s = s, .slots = slots, .layer = l};
+        moec_parallel_for(n * H, 1, attn_task, &aa);
+        moec_qmat_matmul(s->tmp, D, s->att, HD, n, &L->wo);
+        add_rows(s->x, s->tmp, n * D);
+        moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->ffn_norm, n, D, c->norm_eps);
+        if (c->is_moe_layer[l]) moe_forward(s, L, n);
+        else dense_ffn(s, L, n);
+    }
+    int64_t n_out = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!want || want[i]) memcpy(s->final_x + n_out++ * D, s->x + i * D, (size_t)D * 4);
+    if (n_out > 0 && logits) {
+        moec_rmsnorm_forward(s->final_x, s->rstd, s->final_x, m->final_norm, n_out, D, c->norm_eps);
+        moec_qmat_matmul(logits, V, s->final_x, D, n_out, &m->lm_head);
+    }
+    for (int64_t i = 0; i < n; i++) s->len[slots[i]] = s->pos[i] + 1;
+    return MOEC_OK;
+}

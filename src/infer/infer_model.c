@@ -1,0 +1,196 @@
+/* infer_model.c — weights for inference, in place in the mapped safetensors files where possible
+ * (see infer_model.h). */
+#include "infer/infer_model.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io/safetensors.h"
+#include "io/tensor_source.h"
+
+static moec_status keep(moec_infer_model *m, void *p) {
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **o = realloc(m->owned, (size_t)cap * sizeof *o);
+        if (!o) {
+            free(p);
+            return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+        }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return MOEC_OK;
+}
+
+/* A converted fp32 copy of t (n elements), owned by m. */
+static moec_status to_f32(moec_infer_model *m, const moec_st_tensor *t, int64_t n, const float **out) {
+    float *buf = moec_alloc_floats(n);
+    if (!buf) return MOEC_ERR(MOEC_ERR_NOMEM, "cannot allocate %lld floats for '%s'", (long long)n, t->name);
+    moec_status st = moec_st_read_f32(t, buf, n);
+    if (st != MOEC_OK) {
+        moec_free(buf);
+        return st;
+    }
+    *out = buf;
+    return keep(m, buf);
+}
+
+static int aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
+
+/* The tensor for table entry p as a moec_qmat (matrices) or an fp32 vector (1-D: q->data, type F32). */
+static moec_status load_one(moec_infer_model *m, const char *dir, const moec_param_info *p, moec_qmat *q) {
+    const moec_st_tensor *t;
+    const char *file = NULL;
+    MOEC_TRY(moec_tensor_source_find(m->source, dir, p->name, &t, &file));
+    if (!t) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' is missing", dir, p->name);
+    int same = t->ndim == p->ndim;
+    for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+    if (!same)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has %d dims / a shape other than the config's [%lld, %lld]",
+                        dir, p->name, t->ndim, (long long)p->shape[0], (long long)(p->ndim == 2 ? p->shape[1] : 1));
+    memset(q, 0, sizeof *q);
+    q->rows = p->shape[0];
+    q->cols = p->ndim == 2 ? p->shape[1] : 1;
+    q->type = MOEC_QT_F32;
+    const int64_t n = p->numel;
+    if (t->dtype == MOEC_ST_F32 && aligned(t->data, 4)) {
+        q->data = t->data;
+        m->mapped_bytes += n * 4;
+    } else if (p->ndim == 2 && t->dtype == MOEC_ST_BF16 && aligned(t->data, 2)) {
+        q->type = MOEC_QT_BF16;
+        q->data = t->data;
+        m->mapped_bytes += n * 2;
+    } else if (p->ndim == 2 && t->dtype == MOEC_ST_F8_E4M3) {
+        char sname[MOEC_PARAM_NAME_MAX + 16];
+        moec_fp8_scale_name(sname, sizeof sname, p->name);
+        const moec_st_tensor *sc;
+        MOEC_TRY(moec_tensor_source_find(m->source, dir, sname, &sc, NULL));
+        if (!sc) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: FP8 tensor '%s' has no scale tensor '%s'", dir, p->name, sname);
+        if (moec_st_numel(sc) != q->rows || !(sc->ndim == 1 || (sc->ndim == 2 && sc->shape[1] == 1)))
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' must have shape [%lld, 1]", dir, sname, (long long)q->rows);
+        const float *scale;
+        if (sc->dtype == MOEC_ST_F32 && aligned(sc->data, 4)) scale = sc->data;
+        else MOEC_TRY(to_f32(m, sc, q->rows, &scale));
+        for (int64_t r = 0; r < q->rows; r++)
+            if (!isfinite(scale[r]) || scale[r] < 0)
+                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' row %lld is %g", dir, sname, (long long)r, scale[r]);
+        q->type = MOEC_QT_F8E4M3;
+        q->data = t->data;
+        q->scale = scale;
+        m->mapped_bytes += n;
+    } else {
+        /* F16, F64, E5M2, misaligned data, or a 1-D tensor in a 16-bit type: one fp32 copy */
+        const float *f;
+        moec_status st = to_f32(m, t, n, &f);
+        if (st != MOEC_OK) return MOEC_ERR(st, "%s: %s", file, moec_error_message());
+        q->data = f;
+    }
+    m->weight_bytes += n * (int64_t)moec_qtype_size(q->type);
+    return moec_qmat_check(q);
+}
+
+/* Assign the per-tensor matrices to the model's named slots, walking the table in the order params.c builds it. */
+static moec_status bind(moec_infer_model *m, const moec_param_table *table, const moec_qmat *all) {
+    const moec_config *c = &m->cfg;
+    const int E = c->moe.n_experts;
+    if (E > 0) {
+        m->expert_mats = calloc((size_t)moec_config_n_moe_layers(c) * 3 * E, sizeof *m->expert_mats);
+        if (!m->expert_mats) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    }
+    int i = 0, moe_i = 0;
+#define NEXT() (all[i++])
+#define NEXT_VEC() ((const float *)all[i++].data)
+    m->tok_emb = NEXT();
+    for (int l = 0; l < c->n_layers; l++) {
+        moec_infer_layer *L = &m->layers[l];
+        L->attn_norm = NEXT_VEC();
+        L->wq = NEXT();
+        if (c->qkv_bias) L->bq = NEXT_VEC();
+        L->wk = NEXT();
+        if (c->qkv_bias) L->bk = NEXT_VEC();
+        L->wv = NEXT();
+        if (c->qkv_bias) L->bv = NEXT_VEC();
+        L->wo = NEXT();
+        L->ffn_norm = NEXT_VEC();
+        if (c->is_moe_layer[l]) {
+            L->router = NEXT();
+            L->experts = m->expert_mats + (int64_t)moe_i++ * 3 * E;
+            for (int e = 0; e < 3 * E; e++) L->experts[e] = NEXT();
+        } else {
+            L->w1 = NEXT();
+            L->w3 = NEXT();
+            L->w2 = NEXT();
+        }
+    }
+    m->final_norm = NEXT_VEC();
+    m->lm_head = c->tie_embeddings ? m->tok_emb : NEXT();
+#undef NEXT
+#undef NEXT_VEC
+    if (i != table->count) return MOEC_ERR(MOEC_ERR_ARG, "internal: bound %d of %d tensors", i, table->count);
+    return MOEC_OK;
+}
+
+moec_status moec_infer_model_load(moec_infer_model *m, const char *dir) {
+    memset(m, 0, sizeof *m);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    MOEC_TRY(moec_config_load_json(&m->cfg, path));
+    moec_param_table table;
+    MOEC_TRY(moec_param_table_build(&table, &m->cfg));
+    moec_qmat *all = calloc((size_t)table.count, sizeof *all);
+    moec_status st = all ? MOEC_OK : MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    if (st == MOEC_OK) st = moec_tensor_source_open_dir(&m->source, dir);
+    for (int i = 0; st == MOEC_OK && i < table.count; i++) st = load_one(m, dir, &table.items[i], &all[i]);
+    if (st == MOEC_OK) st = bind(m, &table, all);
+    free(all);
+    moec_param_table_free(&table);
+    if (st != MOEC_OK) moec_infer_model_free(m);
+    return st;
+}
+
+moec_status moec_infer_model_from_params(moec_infer_model *m, const moec_config *c, const moec_param_table *table,
+                                         const float *params) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *c;
+    moec_qmat *all = calloc((size_t)table->count, sizeof *all);
+    if (!all) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < table->count; i++) {
+        const moec_param_info *p = &table->items[i];
+        all[i] = (moec_qmat){.type = MOEC_QT_F32, .rows = p->shape[0], .cols = p->ndim == 2 ? p->shape[1] : 1,
+                             .data = params + p->offset};
+        m->weight_bytes += p->numel * 4;
+    }
+    moec_status st = bind(m, table, all);
+    free(all);
+    if (st != MOEC_OK) moec_infer_model_free(m);
+    return st;
+}
+
+void moec_infer_model_free(moec_infer_model *m) {
+    for (int i = 0; i < m->n_owned; i++) moec_free(m->owned[i]);
+    free(m->owned);
+    free(m->expert_mats);
+    moec_tensor_source_close(m->source);
+    memset(m, 0, sizeof *m);
+}
+
+static int64_t qbytes(const moec_qmat *q) { return q->rows * q->cols * (int64_t)moec_qtype_size(q->type); }
+
+int64_t moec_infer_active_weight_bytes(const moec_infer_model *m) {
+    const moec_config *c = &m->cfg;
+    int64_t b = qbytes(&m->lm_head) + m->tok_emb.cols * (int64_t)moec_qtype_size(m->tok_emb.type);
+    for (int l = 0; l < c->n_layers; l++) {
+        const moec_infer_layer *L = &m->layers[l];
+        b += qbytes(&L->wq) + qbytes(&L->wk) + qbytes(&L->wv) + qbytes(&L->wo);
+        if (c->is_moe_layer[l])
+            b += qbytes(&L->router) + (int64_t)c->moe.top_k * (qbytes(&L->experts[0]) + qbytes(&L->experts[1]) +
+                                                                 qbytes(&L->experts[2]));
+        else
+            b += qbytes(&L->w1) + qbytes(&L->w3) + qbytes(&L->w2);
+    }
+    return b;
+}

@@ -1,0 +1,921 @@
+/* gguf.c — validating GGUF reader (mmap or caller's buffer), streaming atomic writer, F16/BF16/Q8_0 codecs.
+ * Format notes in gguf.h. */
+#include "io/gguf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/fsutil.h"
+#include "io/safetensors.h" /* moec_f16_to_f32, moec_bf16_to_f32 (exact) */
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "GGUF is read by reinterpreting little-endian bytes; port the loader first"
+#endif
+
+/* The spec caps keys at 65535 bytes; moec applies the same cap to tensor names when reading (llama.cpp's own
+ * cap, 63, is enforced only by the writer so that files of other tools still open). */
+#define GGUF_MAX_STR_KEY 65535u
+
+static const struct { const char *name; int block; size_t bytes; } type_info[MOEC_GGML_TYPE_LIMIT] = {
+    [MOEC_GGML_F32] = {"F32", 1, 4},         [MOEC_GGML_F16] = {"F16", 1, 2},
+    [MOEC_GGML_Q4_0] = {"Q4_0", 32, 18},     [MOEC_GGML_Q4_1] = {"Q4_1", 32, 20},
+    [MOEC_GGML_Q5_0] = {"Q5_0", 32, 22},     [MOEC_GGML_Q5_1] = {"Q5_1", 32, 24},
+    [MOEC_GGML_Q8_0] = {"Q8_0", 32, 34},     [MOEC_GGML_Q8_1] = {"Q8_1", 32, 36},
+    [MOEC_GGML_Q2_K] = {"Q2_K", 256, 84},    [MOEC_GGML_Q3_K] = {"Q3_K", 256, 110},
+    [MOEC_GGML_Q4_K] = {"Q4_K", 256, 144},   [MOEC_GGML_Q5_K] = {"Q5_K", 256, 176},
+    [MOEC_GGML_Q6_K] = {"Q6_K", 256, 210},   [MOEC_GGML_Q8_K] = {"Q8_K", 256, 292},
+    [MOEC_GGML_IQ2_XXS] = {"IQ2_XXS", 256, 66}, [MOEC_GGML_IQ2_XS] = {"IQ2_XS", 256, 74},
+    [MOEC_GGML_IQ3_XXS] = {"IQ3_XXS", 256, 98}, [MOEC_GGML_IQ1_S] = {"IQ1_S", 256, 50},
+    [MOEC_GGML_IQ4_NL] = {"IQ4_NL", 32, 18}, [MOEC_GGML_IQ3_S] = {"IQ3_S", 256, 110},
+    [MOEC_GGML_IQ2_S] = {"IQ2_S", 256, 82},  [MOEC_GGML_IQ4_XS] = {"IQ4_XS", 256, 136},
+    [MOEC_GGML_I8] = {"I8", 1, 1},           [MOEC_GGML_I16] = {"I16", 1, 2},
+    [MOEC_GGML_I32] = {"I32", 1, 4},         [MOEC_GGML_I64] = {"I64", 1, 8},
+    [MOEC_GGML_F64] = {"F64", 1, 8},         [MOEC_GGML_IQ1_M] = {"IQ1_M", 256, 56},
+    [MOEC_GGML_BF16] = {"BF16", 1, 2},       [MOEC_GGML_TQ1_0] = {"TQ1_0", 256, 54},
+    [MOEC_GGML_TQ2_0] = {"TQ2_0", 256, 66},  [MOEC_GGML_MXFP4] = {"MXFP4", 32, 17},
+};
+
+static const struct { const char *name; size_t size; } kv_info[MOEC_GGUF_KV_TYPE_COUNT] = {
+    [MOEC_GGUF_KV_U8] = {"u8", 1},   [MOEC_GGUF_KV_I8] = {"i8", 1},     [MOEC_GGUF_KV_U16] = {"u16", 2},
+    [MOEC_GGUF_KV_I16] = {"i16", 2}, [MOEC_GGUF_KV_U32] = {"u32", 4},   [MOEC_GGUF_KV_I32] = {"i32", 4},
+    [MOEC_GGUF_KV_F32] = {"f32", 4}, [MOEC_GGUF_KV_BOOL] = {"bool", 1}, [MOEC_GGUF_KV_STRING] = {"string", 0},
+    [MOEC_GGUF_KV_ARRAY] = {"array", 0}, [MOEC_GGUF_KV_U64] = {"u64", 8}, [MOEC_GGUF_KV_I64] = {"i64", 8},
+    [MOEC_GGUF_KV_F64] = {"f64", 8},
+};
+
+const char *moec_ggml_type_name(moec_ggml_type t) {
+    return (unsigned)t < MOEC_GGML_TYPE_LIMIT ? type_info[t].name : NULL;
+}
+int moec_ggml_type_block(moec_ggml_type t, size_t *block_bytes) {
+    int known = (unsigned)t < MOEC_GGML_TYPE_LIMIT && type_info[t].name;
+    if (block_bytes) *block_bytes = known ? type_info[t].bytes : 0;
+    return known ? type_info[t].block : 0;
+}
+const char *moec_gguf_kv_type_name(moec_gguf_kv_type t) {
+    return (unsigned)t < MOEC_GGUF_KV_TYPE_COUNT ? kv_info[t].name : "unknown";
+}
+
+/* ---- element codecs ---- */
+
+static uint32_t f32_bits(float x) { uint32_t b; memcpy(&b, &x, 4); return b; }
+static float bits_f32(uint32_t b) { float x; memcpy(&x, &b, 4); return x; }
+
+uint16_t moec_gguf_f32_to_f16(float x) {
+    uint32_t b = f32_bits(x), sign = (b >> 16) & 0x8000, a = b & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00 | ((a >> 13) & 0x3ff)); /* NaN stays (quiet) NaN */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* >= 65520 rounds (ties to even) past 65504 */
+    if (a >= 0x38800000u) { /* normal in f16: rebias the exponent (127 -> 15) and round the 13 dropped bits */
+        a += 0xc8000fffu + ((a >> 13) & 1);
+        return (uint16_t)(sign | (a >> 13));
+    }
+    /* subnormal or zero: adding 0.5 puts the f16 subnormal step (2^-24) at the float's last mantissa bit, so the
+     * hardware's round-to-nearest-even does the rounding; the difference from 0.5's bits is the f16 pattern. */
+    float r = bits_f32(a) + 0.5f;
+    return (uint16_t)(sign | (f32_bits(r) - 0x3f000000u));
+}
+
+uint16_t moec_gguf_f32_to_bf16(float x) {
+    uint32_t b = f32_bits(x);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40);
+    return (uint16_t)((b + 0x7fffu + ((b >> 16) & 1)) >> 16);
+}
+
+void moec_q8_0_quantize(const float *x, int64_t n, void *out) {
+    uint8_t *o = out;
+    for (int64_t blk = 0; blk < n / MOEC_Q8_0_BLOCK; blk++, x += MOEC_Q8_0_BLOCK, o += MOEC_Q8_0_BLOCK_BYTES) {
+        float amax = 0.0f;
+        for (int j = 0; j < MOEC_Q8_0_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        /* ggml's reference: quantize with the fp32 reciprocal, store the scale rounded to fp16. */
+        const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        uint16_t h = moec_gguf_f32_to_f16(d);
+        memcpy(o, &h, 2);
+        for (int j = 0; j < MOEC_Q8_0_BLOCK; j++) o[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
+    }
+}
+
+void moec_q8_0_dequantize(const void *in, int64_t n, float *out) {
+    const uint8_t *p = in;
+    for (int64_t blk = 0; blk < n / MOEC_Q8_0_BLOCK; blk++, p += MOEC_Q8_0_BLOCK_BYTES, out += MOEC_Q8_0_BLOCK) {
+        uint16_t h;
+        memcpy(&h, p, 2);
+        const float d = moec_f16_to_f32(h);
+        for (int j = 0; j < MOEC_Q8_0_BLOCK; j++) out[j] = d * (float)(int8_t)p[2 + j];
+    }
+}
+
+/* ---- reader ---- */
+
+struct moec_gguf_file {
+    char *origin;
+    void *map;             /* our mapping (moec_gguf_open), else NULL */
+    size_t map_size;
+    const uint8_t *buf;    /* the file's bytes */
+    size_t len;
+    uint32_t version, alignment;
+    int64_t n_kv, n_tensors;
+    moec_gguf_kv *kvs;
+    uint64_t **str_off;    /* per KV: offsets of a string array's elements (length prefixes), else NULL */
+    moec_gguf_kv **kv_sorted;
+    moec_gguf_tensor *tensors;
+    moec_gguf_tensor **t_sorted;  /* by name */
+};
+
+uint32_t moec_gguf_version(const moec_gguf_file *f) { return f->version; }
+uint32_t moec_gguf_alignment(const moec_gguf_file *f) { return f->alignment; }
+int64_t moec_gguf_kv_count(const moec_gguf_file *f) { return f->n_kv; }
+int64_t moec_gguf_tensor_count(const moec_gguf_file *f) { return f->n_tensors; }
+const moec_gguf_kv *moec_gguf_kv_at(const moec_gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_kv ? &f->kvs[i] : NULL;
+}
+const moec_gguf_tensor *moec_gguf_tensor_at(const moec_gguf_file *f, int64_t i) {
+    return i >= 0 && i < f->n_tensors ? &f->tensors[i] : NULL;
+}
+int64_t moec_gguf_tensor_numel(const moec_gguf_tensor *t) {
+    int64_t n = 1;
+    for (int d = 0; d < t->n_dims; d++) n *= t->ne[d];
+    return n;
+}
+
+void moec_gguf_close(moec_gguf_file *f) {
+    if (!f) return;
+    if (f->kvs)
+        for (int64_t i = 0; i < f->n_kv; i++) {
+            free((char *)f->kvs[i].key);
+            if (f->str_off) free(f->str_off[i]);
+        }
+    if (f->tensors)
+        for (int64_t i = 0; i < f->n_tensors; i++) free((char *)f->tensors[i].name);
+    free(f->kvs);
+    free(f->str_off);
+    free(f->kv_sorted);
+    free(f->tensors);
+    free(f->t_sorted);
+    if (f->map) munmap(f->map, f->map_size);
+    free(f->origin);
+    free(f);
+}
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, pos;
+    const char *origin;
+} cursor;
+
+static moec_status need(cursor *c, uint64_t k, const char *what) {
+    if (k > c->n - c->pos)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: truncated: %s at byte %zu needs %" PRIu64 " bytes, %zu remain",
+                        c->origin, what, c->pos, k, c->n - c->pos);
+    return MOEC_OK;
+}
+static moec_status rd(cursor *c, void *dst, size_t k, const char *what) {
+    MOEC_TRY(need(c, k, what));
+    memcpy(dst, c->p + c->pos, k);
+    c->pos += k;
+    return MOEC_OK;
+}
+static moec_status rd_u32(cursor *c, uint32_t *v, const char *what) { return rd(c, v, 4, what); }
+static moec_status rd_u64(cursor *c, uint64_t *v, const char *what) { return rd(c, v, 8, what); }
+/* A string: *off is the offset of its length prefix; the bytes follow. */
+static moec_status rd_str(cursor *c, size_t *off, uint64_t *len, const char *what) {
+    *off = c->pos;
+    MOEC_TRY(rd_u64(c, len, what));
+    MOEC_TRY(need(c, *len, what));
+    c->pos += (size_t)*len;
+    return MOEC_OK;
+}
+/* A key or a tensor name: non-empty, at most 65535 bytes, no NUL; returns a NUL-terminated copy. */
+static moec_status rd_name(cursor *c, char **out, const char *what) {
+    size_t off;
+    uint64_t len;
+    MOEC_TRY(rd_str(c, &off, &len, what));
+    const char *s = (const char *)c->p + off + 8;
+    if (len == 0 || len > GGUF_MAX_STR_KEY || memchr(s, 0, (size_t)len))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: %s at byte %zu is empty, longer than %u bytes or contains NUL",
+                        c->origin, what, off, GGUF_MAX_STR_KEY);
+    if (!(*out = strndup(s, (size_t)len))) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", c->origin);
+    return MOEC_OK;
+}
+
+static moec_status parse_kv(moec_gguf_file *f, cursor *c, int64_t i) {
+    moec_gguf_kv *kv = &f->kvs[i];
+    char *key = NULL;
+    MOEC_TRY(rd_name(c, &key, "KV key"));
+    kv->key = key;
+    uint32_t type;
+    MOEC_TRY(rd_u32(c, &type, "KV type"));
+    if (type >= MOEC_GGUF_KV_TYPE_COUNT)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' has unknown value type %u", c->origin, key, type);
+    kv->type = (moec_gguf_kv_type)type;
+    kv->arr_type = kv->type;
+    kv->n = 1;
+    if (type == MOEC_GGUF_KV_ARRAY) {
+        uint32_t et;
+        MOEC_TRY(rd_u32(c, &et, "array element type"));
+        if (et >= MOEC_GGUF_KV_TYPE_COUNT)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: array '%s' has unknown element type %u", c->origin, key, et);
+        if (et == MOEC_GGUF_KV_ARRAY)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: array '%s' holds arrays; nested arrays are not supported",
+                            c->origin, key);
+        kv->arr_type = (moec_gguf_kv_type)et;
+        MOEC_TRY(rd_u64(c, &kv->n, "array length"));
+    }
+    const size_t remain = c->n - c->pos;
+    kv->data = c->p + c->pos;
+    if (kv->arr_type == MOEC_GGUF_KV_STRING) {
+        if (kv->n > remain / 8) /* every string takes at least its 8-byte length */
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: '%s' claims %" PRIu64 " strings but only %zu bytes remain",
+                            c->origin, key, kv->n, remain);
+        if (type == MOEC_GGUF_KV_ARRAY) {
+            if (!(f->str_off[i] = malloc((size_t)(kv->n ? kv->n : 1) * sizeof(uint64_t))))
+                return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory for '%s'", c->origin, key);
+        }
+        for (uint64_t j = 0; j < kv->n; j++) {
+            size_t off;
+            uint64_t len;
+            MOEC_TRY(rd_str(c, &off, &len, "string value"));
+            if (f->str_off[i]) f->str_off[i][j] = off;
+        }
+        return MOEC_OK;
+    }
+    const size_t es = kv_info[kv->arr_type].size;
+    if (kv->n > remain / es)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: '%s' needs %" PRIu64 " values of %zu bytes but only %zu bytes remain",
+                        c->origin, key, kv->n, es, remain);
+    c->pos += (size_t)kv->n * es;
+    return MOEC_OK;
+}
+
+static int cmp_kv_ptr(const void *a, const void *b) {
+    return strcmp((*(moec_gguf_kv *const *)a)->key, (*(moec_gguf_kv *const *)b)->key);
+}
+static int cmp_t_name(const void *a, const void *b) {
+    return strcmp((*(moec_gguf_tensor *const *)a)->name, (*(moec_gguf_tensor *const *)b)->name);
+}
+static int cmp_t_off(const void *a, const void *b) {
+    uint64_t x = (*(moec_gguf_tensor *const *)a)->offset, y = (*(moec_gguf_tensor *const *)b)->offset;
+    return x < y ? -1 : x > y;
+}
+
+static moec_status parse_tensor(moec_gguf_file *f, cursor *c, int64_t i) {
+    moec_gguf_tensor *t = &f->tensors[i];
+    char *name = NULL;
+    MOEC_TRY(rd_name(c, &name, "tensor name"));
+    t->name = name;
+    uint32_t nd;
+    MOEC_TRY(rd_u32(c, &nd, "tensor n_dims"));
+    if (nd < 1 || nd > MOEC_GGUF_MAX_DIMS)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has %u dims (1..%d supported)", c->origin, name, nd,
+                        MOEC_GGUF_MAX_DIMS);
+    t->n_dims = (int)nd;
+    int64_t numel = 1;
+    for (int d = 0; d < MOEC_GGUF_MAX_DIMS; d++) t->ne[d] = 1;
+    for (uint32_t d = 0; d < nd; d++) {
+        uint64_t ne;
+        MOEC_TRY(rd_u64(c, &ne, "tensor dim"));
+        if (ne == 0 || ne > (uint64_t)INT64_MAX || (uint64_t)numel > (uint64_t)INT64_MAX / ne)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' dim %u is %" PRIu64 " (zero, or the size overflows)",
+                            c->origin, name, d, ne);
+        t->ne[d] = (int64_t)ne;
+        numel *= (int64_t)ne;
+    }
+    uint32_t type;
+    MOEC_TRY(rd_u32(c, &type, "tensor type"));
+    size_t bb;
+    int block = moec_ggml_type_block((moec_ggml_type)type, &bb);
+    if (!block) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has unknown type %u", c->origin, name, type);
+    t->type = (moec_ggml_type)type;
+    if (t->ne[0] % block != 0)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' of type %s has ne[0] = %" PRId64 ", not whole blocks of %d",
+                        c->origin, name, type_info[type].name, t->ne[0], block);
+    uint64_t blocks = (uint64_t)numel / (uint64_t)block;
+    if (blocks > (uint64_t)(SIZE_MAX / 2) / bb)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' byte size overflows", c->origin, name);
+    t->nbytes = (size_t)(blocks * bb);
+    MOEC_TRY(rd_u64(c, &t->offset, "tensor offset"));
+    return MOEC_OK;
+}
+
+static moec_status parse(moec_gguf_file *f) {
+    cursor c = {f->buf, f->len, 0, f->origin};
+    char magic[4];
+    MOEC_TRY(rd(&c, magic, 4, "magic"));
+    if (memcmp(magic, "GGUF", 4) != 0) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: not a GGUF file (bad magic)", f->origin);
+    MOEC_TRY(rd_u32(&c, &f->version, "version"));
+    if (f->version != 2 && f->version != 3)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: GGUF version %u is not supported (2 and 3 are%s)", f->origin,
+                        f->version, f->version > 0xffff ? "; a big-endian file?" : "");
+    uint64_t nt, nkv;
+    MOEC_TRY(rd_u64(&c, &nt, "tensor count"));
+    MOEC_TRY(rd_u64(&c, &nkv, "KV count"));
+    /* Smallest possible sizes: a KV is key (8 + 1) + type (4) + a 1-byte value; a tensor info is name (8 + 1) +
+     * n_dims (4) + one dim (8) + type (4) + offset (8). Larger counts cannot fit, whatever they claim. */
+    const size_t remain = c.n - c.pos;
+    if (nkv > remain / 14 || nt > remain / 33)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: %" PRIu64 " KVs and %" PRIu64 " tensors cannot fit in %zu bytes",
+                        f->origin, nkv, nt, remain);
+    f->n_kv = (int64_t)nkv;
+    f->kvs = calloc((size_t)nkv + 1, sizeof *f->kvs);
+    f->str_off = calloc((size_t)nkv + 1, sizeof *f->str_off);
+    f->kv_sorted = calloc((size_t)nkv + 1, sizeof *f->kv_sorted);
+    if (!f->kvs || !f->str_off || !f->kv_sorted) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", f->origin);
+    for (int64_t i = 0; i < f->n_kv; i++) {
+        moec_status s = parse_kv(f, &c, i);
+        if (s != MOEC_OK) {
+            f->n_kv = i + 1; /* free what was allocated */
+            return s;
+        }
+        f->kv_sorted[i] = &f->kvs[i];
+    }
+    qsort(f->kv_sorted, (size_t)f->n_kv, sizeof *f->kv_sorted, cmp_kv_ptr);
+    for (int64_t i = 1; i < f->n_kv; i++)
+        if (strcmp(f->kv_sorted[i - 1]->key, f->kv_sorted[i]->key) == 0)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' appears twice", f->origin, f->kv_sorted[i]->key);
+
+    f->alignment = MOEC_GGUF_DEFAULT_ALIGNMENT;
+    const moec_gguf_kv *al = moec_gguf_find_kv(f, "general.alignment");
+    if (al) {
+        if (al->type != MOEC_GGUF_KV_U32)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: general.alignment is %s, not u32", f->origin,
+                            moec_gguf_kv_type_name(al->type));
+        memcpy(&f->alignment, al->data, 4);
+        if (f->alignment == 0 || (f->alignment & (f->alignment - 1)) != 0)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: general.alignment %u is not a power of two", f->origin,
+                            f->alignment);
+    }
+
+    f->n_tensors = (int64_t)nt;
+    f->tensors = calloc((size_t)nt + 1, sizeof *f->tensors);
+    f->t_sorted = calloc((size_t)nt + 1, sizeof *f->t_sorted);
+    if (!f->tensors || !f->t_sorted) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", f->origin);
+    for (int64_t i = 0; i < f->n_tensors; i++) {
+        moec_status s = parse_tensor(f, &c, i);
+        if (s != MOEC_OK) {
+            f->n_tensors = i + 1;
+            return s;
+        }
+        f->t_sorted[i] = &f->tensors[i];
+    }
+    qsort(f->t_sorted, (size_t)f->n_tensors, sizeof *f->t_sorted, cmp_t_name);
+    for (int64_t i = 1; i < f->n_tensors; i++)
+        if (strcmp(f->t_sorted[i - 1]->name, f->t_sorted[i]->name) == 0)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' appears twice", f->origin, f->t_sorted[i]->name);
+    if (f->n_tensors == 0) return MOEC_OK;
+
+    /* The data region starts at the next multiple of the alignment after the tensor infos. */
+    const size_t pad = (f->alignment - c.pos % f->alignment) % f->alignment;
+    if (pad > c.n - c.pos)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: truncated: the data region (after byte %zu, aligned to %u) is missing",
+                        f->origin, c.pos, f->alignment);
+    const size_t data_start = c.pos + pad, data_size = c.n - data_start;
+    moec_gguf_tensor **by_off = malloc((size_t)f->n_tensors * sizeof *by_off);
+    if (!by_off) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", f->origin);
+    moec_status s = MOEC_OK;
+    for (int64_t i = 0; i < f->n_tensors && s == MOEC_OK; i++) {
+        moec_gguf_tensor *t = &f->tensors[i];
+        by_off[i] = t;
+        if (t->offset % f->alignment != 0)
+            s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' offset %" PRIu64 " is not a multiple of the alignment %u",
+                         f->origin, t->name, t->offset, f->alignment);
+        else if (t->offset > data_size || t->nbytes > data_size - t->offset)
+            s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' bytes [%" PRIu64 ", +%zu) lie outside the %zu-byte data "
+                         "region (truncated file?)", f->origin, t->name, t->offset, t->nbytes, data_size);
+        else
+            t->data = f->buf + data_start + t->offset;
+    }
+    if (s == MOEC_OK) {
+        qsort(by_off, (size_t)f->n_tensors, sizeof *by_off, cmp_t_off);
+        for (int64_t i = 1; i < f->n_tensors && s == MOEC_OK; i++)
+            if (by_off[i - 1]->offset + by_off[i - 1]->nbytes > by_off[i]->offset)
+                s = MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", f->origin, by_off[i - 1]->name,
+                             by_off[i]->name);
+    }
+    free(by_off);
+    return s;
+}
+
+moec_status moec_gguf_open_memory(moec_gguf_file **out, const void *buf, size_t len, const char *origin) {
+    *out = NULL;
+    moec_gguf_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->origin = strdup(origin ? origin : "<memory>"))) {
+        free(f);
+        return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening %s", origin ? origin : "<memory>");
+    }
+    f->buf = buf;
+    f->len = len;
+    moec_status s = parse(f);
+    if (s != MOEC_OK) {
+        moec_gguf_close(f);
+        return s;
+    }
+    *out = f;
+    return MOEC_OK;
+}
+
+moec_status moec_gguf_open(moec_gguf_file **out, const char *path) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return MOEC_ERR(MOEC_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return MOEC_ERR(MOEC_ERR_IO, "%s: not a readable regular file", path);
+    }
+    if (st.st_size < 24) {
+        close(fd);
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: %lld bytes, too short for a GGUF header", path, (long long)st.st_size);
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return MOEC_ERR(MOEC_ERR_IO, "cannot map %s: %s", path, strerror(errno));
+    moec_status s = moec_gguf_open_memory(out, map, (size_t)st.st_size, path);
+    if (s != MOEC_OK) {
+        munmap(map, (size_t)st.st_size);
+        return s;
+    }
+    (*out)->map = map;
+    (*out)->map_size = (size_t)st.st_size;
+    return MOEC_OK;
+}
+
+const moec_gguf_kv *moec_gguf_find_kv(const moec_gguf_file *f, const char *key) {
+    moec_gguf_kv probe = {.key = key}, *pp = &probe;
+    moec_gguf_kv **r = bsearch(&pp, f->kv_sorted, (size_t)f->n_kv, sizeof *f->kv_sorted, cmp_kv_ptr);
+    return r ? *r : NULL;
+}
+
+const moec_gguf_tensor *moec_gguf_find_tensor(const moec_gguf_file *f, const char *name) {
+    moec_gguf_tensor probe = {.name = name}, *pp = &probe;
+    moec_gguf_tensor **r = bsearch(&pp, f->t_sorted, (size_t)f->n_tensors, sizeof *f->t_sorted, cmp_t_name);
+    return r ? *r : NULL;
+}
+
+const char *moec_gguf_kv_str(const moec_gguf_file *f, const moec_gguf_kv *kv, size_t *len) {
+    (void)f;
+    if (kv->type != MOEC_GGUF_KV_STRING) return NULL;
+    uint64_t n;
+    memcpy(&n, kv->data, 8);
+    *len = (size_t)n;
+    return (const char *)kv->data + 8;
+}
+
+const char *moec_gguf_kv_arr_str(const moec_gguf_file *f, const moec_gguf_kv *kv, uint64_t i, size_t *len) {
+    if (kv->type != MOEC_GGUF_KV_ARRAY || kv->arr_type != MOEC_GGUF_KV_STRING || i >= kv->n) return NULL;
+    const uint64_t *offs = f->str_off[kv - f->kvs];
+    uint64_t n;
+    memcpy(&n, f->buf + offs[i], 8);
+    *len = (size_t)n;
+    return (const char *)f->buf + offs[i] + 8;
+}
+
+/* Element i of a numeric scalar/array as double; NAN when not numeric. */
+static double num_at(moec_gguf_kv_type t, const void *data, uint64_t i) {
+    const uint8_t *p = data;
+    switch (t) {
+#define NUM(T, k) case k: { T v; memcpy(&v, p + i * sizeof(T), sizeof(T)); return (double)v; }
+    NUM(uint8_t, MOEC_GGUF_KV_U8) NUM(int8_t, MOEC_GGUF_KV_I8) NUM(uint16_t, MOEC_GGUF_KV_U16)
+    NUM(int16_t, MOEC_GGUF_KV_I16) NUM(uint32_t, MOEC_GGUF_KV_U32) NUM(int32_t, MOEC_GGUF_KV_I32)
+    NUM(float, MOEC_GGUF_KV_F32) NUM(uint8_t, MOEC_GGUF_KV_BOOL) NUM(uint64_t, MOEC_GGUF_KV_U64)
+    NUM(int64_t, MOEC_GGUF_KV_I64) NUM(double, MOEC_GGUF_KV_F64)
+#undef NUM
+    default: return NAN;
+    }
+}
+
+double moec_gguf_kv_arr_num(const moec_gguf_kv *kv, uint64_t i) {
+    if (kv->type != MOEC_GGUF_KV_ARRAY || i >= kv->n) return NAN;
+    return num_at(kv->arr_type, kv->data, i);
+}
+
+static moec_status find_typed(const moec_gguf_file *f, const char *key, const moec_gguf_kv **kv) {
+    *kv = moec_gguf_find_kv(f, key);
+    if (!*kv) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' is missing", f->origin, key);
+    return MOEC_OK;
+}
+
+/* Integer KV (any integer type) whose value lies in [lo, hi]. */
+static moec_status get_int(const moec_gguf_file *f, const char *key, int64_t lo, uint64_t hi, int64_t *sv,
+                           uint64_t *uv) {
+    const moec_gguf_kv *kv;
+    MOEC_TRY(find_typed(f, key, &kv));
+    uint64_t u = 0;
+    int64_t s = 0;
+    int neg = 0;
+    switch (kv->type) {
+    case MOEC_GGUF_KV_U8: case MOEC_GGUF_KV_U16: case MOEC_GGUF_KV_U32:
+        u = (uint64_t)num_at(kv->type, kv->data, 0);
+        break;
+    case MOEC_GGUF_KV_U64: memcpy(&u, kv->data, 8); break;
+    case MOEC_GGUF_KV_I8: case MOEC_GGUF_KV_I16: case MOEC_GGUF_KV_I32:
+        s = (int64_t)num_at(kv->type, kv->data, 0);
+        neg = s < 0;
+        u = (uint64_t)s;
+        break;
+    case MOEC_GGUF_KV_I64:
+        memcpy(&s, kv->data, 8);
+        neg = s < 0;
+        u = (uint64_t)s;
+        break;
+    default:
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' is %s, not an integer", f->origin, key,
+                        moec_gguf_kv_type_name(kv->type));
+    }
+    if (neg ? (lo >= 0 || s < lo) : u > hi)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' value is out of range", f->origin, key);
+    if (sv) *sv = neg ? s : (int64_t)u;
+    if (uv) *uv = u;
+    return MOEC_OK;
+}
+
+moec_status moec_gguf_get_u32(const moec_gguf_file *f, const char *key, uint32_t *v) {
+    uint64_t u;
+    MOEC_TRY(get_int(f, key, 0, UINT32_MAX, NULL, &u));
+    *v = (uint32_t)u;
+    return MOEC_OK;
+}
+moec_status moec_gguf_get_i32(const moec_gguf_file *f, const char *key, int32_t *v) {
+    int64_t s;
+    MOEC_TRY(get_int(f, key, INT32_MIN, INT32_MAX, &s, NULL));
+    *v = (int32_t)s;
+    return MOEC_OK;
+}
+moec_status moec_gguf_get_u64(const moec_gguf_file *f, const char *key, uint64_t *v) {
+    return get_int(f, key, 0, UINT64_MAX, NULL, v);
+}
+moec_status moec_gguf_get_f32(const moec_gguf_file *f, const char *key, float *v) {
+    const moec_gguf_kv *kv;
+    MOEC_TRY(find_typed(f, key, &kv));
+    if (kv->type != MOEC_GGUF_KV_F32 && kv->type != MOEC_GGUF_KV_F64)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' is %s, not a float", f->origin, key,
+                        moec_gguf_kv_type_name(kv->type));
+    *v = (float)num_at(kv->type, kv->data, 0);
+    return MOEC_OK;
+}
+moec_status moec_gguf_get_bool(const moec_gguf_file *f, const char *key, int *v) {
+    const moec_gguf_kv *kv;
+    MOEC_TRY(find_typed(f, key, &kv));
+    if (kv->type != MOEC_GGUF_KV_BOOL)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' is %s, not bool", f->origin, key,
+                        moec_gguf_kv_type_name(kv->type));
+    *v = *(const uint8_t *)kv->data != 0;
+    return MOEC_OK;
+}
+moec_status moec_gguf_get_str(const moec_gguf_file *f, const char *key, const char **s, size_t *len) {
+    const moec_gguf_kv *kv;
+    MOEC_TRY(find_typed(f, key, &kv));
+    if (!(*s = moec_gguf_kv_str(f, kv, len)))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' is %s, not a string", f->origin, key,
+                        moec_gguf_kv_type_name(kv->type));
+    return MOEC_OK;
+}
+moec_status moec_gguf_get_arr(const moec_gguf_file *f, const char *key, moec_gguf_kv_type elem,
+                              const moec_gguf_kv **kv) {
+    MOEC_TRY(find_typed(f, key, kv));
+    if ((*kv)->type != MOEC_GGUF_KV_ARRAY || (*kv)->arr_type != elem)
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: key '%s' is not an array of %s", f->origin, key,
+                        moec_gguf_kv_type_name(elem));
+    return MOEC_OK;
+}
+
+moec_status moec_gguf_tensor_read_f32(const moec_gguf_tensor *t, float *out, int64_t n) {
+    if (n != moec_gguf_tensor_numel(t))
+        return MOEC_ERR(MOEC_ERR_ARG, "tensor '%s': %" PRId64 " values asked, it has %" PRId64, t->name, n,
+                        moec_gguf_tensor_numel(t));
+    const uint8_t *p = t->data;
+    switch (t->type) {
+    case MOEC_GGML_F32: memcpy(out, p, (size_t)n * 4); return MOEC_OK;
+    case MOEC_GGML_F16:
+    case MOEC_GGML_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            out[i] = t->type == MOEC_GGML_F16 ? moec_f16_to_f32(h) : moec_bf16_to_f32(h);
+        }
+        return MOEC_OK;
+    case MOEC_GGML_Q8_0: moec_q8_0_dequantize(p, n, out); return MOEC_OK;
+    default:
+        return MOEC_ERR(MOEC_ERR_FORMAT, "tensor '%s' has type %s; moec reads only F32, F16, BF16 and Q8_0", t->name,
+                        moec_ggml_type_name(t->type));
+    }
+}
+
+/* ---- writer ---- */
+
+typedef struct {
+    char *name;
+    moec_ggml_type type;
+    int n_dims;
+    int64_t ne[MOEC_GGUF_MAX_DIMS];
+    size_t nbytes;
+} wtensor;
+
+struct moec_gguf_writer {
+    char *path;
+    moec_atomic_file *f;
+    uint8_t *kv;            /* serialized KVs */
+    size_t kv_n, kv_cap;
+    int oom;
+    char **keys;
+    int64_t n_keys, keys_cap;
+    wtensor *t;
+    int64_t n_t, t_cap;
+    uint32_t alignment;
+    int header_done;
+    int64_t cur;            /* tensor receiving data */
+    size_t done;            /* its bytes received */
+};
+
+static void kv_put(moec_gguf_writer *w, const void *p, size_t n) {
+    if (w->oom || n == 0) return; /* an empty array may come with a NULL pointer */
+    if (w->kv_n + n > w->kv_cap) {
+        size_t cap = w->kv_cap ? w->kv_cap : 4096;
+        while (cap < w->kv_n + n) cap *= 2;
+        uint8_t *q = realloc(w->kv, cap);
+        if (!q) { w->oom = 1; return; }
+        w->kv = q;
+        w->kv_cap = cap;
+    }
+    memcpy(w->kv + w->kv_n, p, n);
+    w->kv_n += n;
+}
+static void kv_put_str(moec_gguf_writer *w, const char *s, size_t n) {
+    uint64_t len = n;
+    kv_put(w, &len, 8);
+    kv_put(w, s, n);
+}
+
+moec_status moec_gguf_writer_begin(moec_gguf_writer **out, const char *path) {
+    *out = NULL;
+    moec_gguf_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    w->alignment = MOEC_GGUF_DEFAULT_ALIGNMENT;
+    moec_status s = moec_atomic_open(&w->f, path);
+    if (s != MOEC_OK) {
+        free(w->path);
+        free(w);
+        return s;
+    }
+    *out = w;
+    return MOEC_OK;
+}
+
+void moec_gguf_writer_abort(moec_gguf_writer *w) {
+    if (!w) return;
+    moec_atomic_abort(w->f);
+    for (int64_t i = 0; i < w->n_keys; i++) free(w->keys[i]);
+    for (int64_t i = 0; i < w->n_t; i++) free(w->t[i].name);
+    free(w->keys);
+    free(w->t);
+    free(w->kv);
+    free(w->path);
+    free(w);
+}
+
+/* Checks that KVs may still be declared and that key is new, and records it. */
+static moec_status new_key(moec_gguf_writer *w, const char *key) {
+    if (w->header_done) return MOEC_ERR(MOEC_ERR_ARG, "%s: KV '%s' declared after tensor data", w->path, key);
+    if (!key || !*key || strlen(key) > GGUF_MAX_STR_KEY) return MOEC_ERR(MOEC_ERR_ARG, "%s: invalid key", w->path);
+    for (int64_t i = 0; i < w->n_keys; i++)
+        if (strcmp(w->keys[i], key) == 0) return MOEC_ERR(MOEC_ERR_ARG, "%s: key '%s' declared twice", w->path, key);
+    if (w->n_keys == w->keys_cap) {
+        int64_t cap = w->keys_cap ? 2 * w->keys_cap : 32;
+        char **k = realloc(w->keys, (size_t)cap * sizeof *k);
+        if (!k) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", w->path);
+        w->keys = k;
+        w->keys_cap = cap;
+    }
+    if (!(w->keys[w->n_keys] = strdup(key))) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", w->path);
+    w->n_keys++;
+    kv_put_str(w, key, strlen(key));
+    return MOEC_OK;
+}
+
+static moec_status kv_done(moec_gguf_writer *w) {
+    return w->oom ? MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory building the header", w->path) : MOEC_OK;
+}
+
+moec_status moec_gguf_writer_kv(moec_gguf_writer *w, const char *key, moec_gguf_kv_type type, const void *value) {
+    if ((unsigned)type >= MOEC_GGUF_KV_TYPE_COUNT || type == MOEC_GGUF_KV_STRING || type == MOEC_GGUF_KV_ARRAY)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: KV '%s': type %d is not a fixed-size scalar", w->path, key, (int)type);
+    MOEC_TRY(new_key(w, key));
+    uint32_t t = type;
+    kv_put(w, &t, 4);
+    kv_put(w, value, kv_info[type].size);
+    return kv_done(w);
+}
+moec_status moec_gguf_writer_kv_u32(moec_gguf_writer *w, const char *key, uint32_t v) {
+    return moec_gguf_writer_kv(w, key, MOEC_GGUF_KV_U32, &v);
+}
+moec_status moec_gguf_writer_kv_i32(moec_gguf_writer *w, const char *key, int32_t v) {
+    return moec_gguf_writer_kv(w, key, MOEC_GGUF_KV_I32, &v);
+}
+moec_status moec_gguf_writer_kv_f32(moec_gguf_writer *w, const char *key, float v) {
+    return moec_gguf_writer_kv(w, key, MOEC_GGUF_KV_F32, &v);
+}
+moec_status moec_gguf_writer_kv_bool(moec_gguf_writer *w, const char *key, int v) {
+    uint8_t b = v != 0;
+    return moec_gguf_writer_kv(w, key, MOEC_GGUF_KV_BOOL, &b);
+}
+moec_status moec_gguf_writer_kv_strn(moec_gguf_writer *w, const char *key, const char *s, size_t len) {
+    MOEC_TRY(new_key(w, key));
+    uint32_t t = MOEC_GGUF_KV_STRING;
+    kv_put(w, &t, 4);
+    kv_put_str(w, s, len);
+    return kv_done(w);
+}
+moec_status moec_gguf_writer_kv_str(moec_gguf_writer *w, const char *key, const char *s) {
+    return moec_gguf_writer_kv_strn(w, key, s, strlen(s));
+}
+moec_status moec_gguf_writer_set_alignment(moec_gguf_writer *w, uint32_t alignment) {
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: alignment %u is not a power of two", w->path, alignment);
+    MOEC_TRY(moec_gguf_writer_kv_u32(w, "general.alignment", alignment));
+    w->alignment = alignment;
+    return MOEC_OK;
+}
+moec_status moec_gguf_writer_kv_arr(moec_gguf_writer *w, const char *key, moec_gguf_kv_type elem, const void *data,
+                                    uint64_t n) {
+    if ((unsigned)elem >= MOEC_GGUF_KV_TYPE_COUNT || elem == MOEC_GGUF_KV_STRING || elem == MOEC_GGUF_KV_ARRAY)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: array '%s': element type %d is not fixed-size", w->path, key, (int)elem);
+    MOEC_TRY(new_key(w, key));
+    uint32_t t = MOEC_GGUF_KV_ARRAY, e = elem;
+    kv_put(w, &t, 4);
+    kv_put(w, &e, 4);
+    kv_put(w, &n, 8);
+    kv_put(w, data, (size_t)n * kv_info[elem].size);
+    return kv_done(w);
+}
+moec_status moec_gguf_writer_kv_arr_str(moec_gguf_writer *w, const char *key, const char *const *strs,
+                                        const size_t *lens, uint64_t n) {
+    MOEC_TRY(new_key(w, key));
+    uint32_t t = MOEC_GGUF_KV_ARRAY, e = MOEC_GGUF_KV_STRING;
+    kv_put(w, &t, 4);
+    kv_put(w, &e, 4);
+    kv_put(w, &n, 8);
+    for (uint64_t i = 0; i < n; i++) kv_put_str(w, strs[i], lens ? lens[i] : strlen(strs[i]));
+    return kv_done(w);
+}
+
+moec_status moec_gguf_writer_add_tensor(moec_gguf_writer *w, const char *name, moec_ggml_type type, int n_dims,
+                                        const int64_t *ne) {
+    if (w->header_done) return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s' declared after tensor data", w->path, name);
+    if (!name || !*name || strlen(name) > MOEC_GGUF_MAX_NAME)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor name '%s' is empty or longer than %d bytes (ggml's limit)",
+                        w->path, name ? name : "", MOEC_GGUF_MAX_NAME);
+    size_t bb;
+    int block = moec_ggml_type_block(type, &bb);
+    if (!block) return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s': unknown type %d", w->path, name, (int)type);
+    if (n_dims < 1 || n_dims > MOEC_GGUF_MAX_DIMS)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s': %d dims", w->path, name, n_dims);
+    for (int64_t i = 0; i < w->n_t; i++)
+        if (strcmp(w->t[i].name, name) == 0)
+            return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s' declared twice", w->path, name);
+    wtensor t = {.type = type, .n_dims = n_dims};
+    int64_t numel = 1;
+    for (int d = 0; d < MOEC_GGUF_MAX_DIMS; d++) t.ne[d] = 1;
+    for (int d = 0; d < n_dims; d++) {
+        if (ne[d] <= 0 || numel > INT64_MAX / ne[d])
+            return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s': bad dim %" PRId64, w->path, name, ne[d]);
+        t.ne[d] = ne[d];
+        numel *= ne[d];
+    }
+    if (t.ne[0] % block != 0)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s': %s needs ne[0] (%" PRId64 ") to be a multiple of %d", w->path,
+                        name, type_info[type].name, t.ne[0], block);
+    t.nbytes = (size_t)(numel / block) * bb;
+    if (w->n_t == w->t_cap) {
+        int64_t cap = w->t_cap ? 2 * w->t_cap : 64;
+        wtensor *q = realloc(w->t, (size_t)cap * sizeof *q);
+        if (!q) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", w->path);
+        w->t = q;
+        w->t_cap = cap;
+    }
+    if (!(t.name = strdup(name))) return MOEC_ERR(MOEC_ERR_NOMEM, "%s: out of memory", w->path);
+    w->t[w->n_t++] = t;
+    return MOEC_OK;
+}
+
+static size_t pad_to(size_t n, uint32_t a) { return (a - n % a) % a; }
+static const uint8_t zeros[256];
+
+static moec_status put_zeros(moec_gguf_writer *w, size_t n) {
+    while (n > 0) {
+        size_t k = n < sizeof zeros ? n : sizeof zeros;
+        MOEC_TRY(moec_atomic_write(w->f, zeros, k));
+        n -= k;
+    }
+    return MOEC_OK;
+}
+
+/* Header: magic, version, counts, the KVs as declared, tensor infos with offsets laid out in declaration order. */
+static moec_status write_header(moec_gguf_writer *w) {
+    if (w->header_done) return MOEC_OK;
+    w->header_done = 1;
+    const uint32_t version = 3;
+    uint64_t nt = (uint64_t)w->n_t, nkv = (uint64_t)w->n_keys;
+    uint8_t head[24];
+    memcpy(head, "GGUF", 4);
+    memcpy(head + 4, &version, 4);
+    memcpy(head + 8, &nt, 8);
+    memcpy(head + 16, &nkv, 8);
+    MOEC_TRY(moec_atomic_write(w->f, head, sizeof head));
+    if (w->kv_n) MOEC_TRY(moec_atomic_write(w->f, w->kv, w->kv_n));
+    size_t pos = sizeof head + w->kv_n;
+    uint64_t off = 0;
+    for (int64_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->t[i];
+        uint64_t len = strlen(t->name);
+        uint32_t nd = (uint32_t)t->n_dims, type = t->type;
+        uint8_t buf[8 + MOEC_GGUF_MAX_NAME + 4 + 8 * MOEC_GGUF_MAX_DIMS + 4 + 8];
+        size_t k = 0;
+        memcpy(buf + k, &len, 8), k += 8;
+        memcpy(buf + k, t->name, len), k += len;
+        memcpy(buf + k, &nd, 4), k += 4;
+        for (int d = 0; d < t->n_dims; d++) memcpy(buf + k, &t->ne[d], 8), k += 8;
+        memcpy(buf + k, &type, 4), k += 4;
+        memcpy(buf + k, &off, 8), k += 8;
+        MOEC_TRY(moec_atomic_write(w->f, buf, k));
+        pos += k;
+        off += t->nbytes + pad_to(t->nbytes, w->alignment);
+    }
+    if (w->n_t) MOEC_TRY(put_zeros(w, pad_to(pos, w->alignment)));
+    return MOEC_OK;
+}
+
+moec_status moec_gguf_writer_put(moec_gguf_writer *w, const void *data, size_t nbytes) {
+    MOEC_TRY(write_header(w));
+    const uint8_t *p = data;
+    while (nbytes > 0) {
+        if (w->cur >= w->n_t)
+            return MOEC_ERR(MOEC_ERR_ARG, "%s: %zu data bytes past the last tensor", w->path, nbytes);
+        const wtensor *t = &w->t[w->cur];
+        size_t take = t->nbytes - w->done < nbytes ? t->nbytes - w->done : nbytes;
+        MOEC_TRY(moec_atomic_write(w->f, p, take));
+        p += take;
+        nbytes -= take;
+        w->done += take;
+        if (w->done == t->nbytes) {
+            MOEC_TRY(put_zeros(w, pad_to(t->nbytes, w->alignment)));
+            w->cur++;
+            w->done = 0;
+        }
+    }
+    return MOEC_OK;
+}
+
+moec_status moec_gguf_writer_put_f32(moec_gguf_writer *w, const float *x, int64_t n) {
+    if (w->cur >= w->n_t) return MOEC_ERR(MOEC_ERR_ARG, "%s: values past the last tensor", w->path);
+    const wtensor *t = &w->t[w->cur];
+    size_t bb;
+    int block = moec_ggml_type_block(t->type, &bb);
+    if (t->type != MOEC_GGML_F32 && t->type != MOEC_GGML_F16 && t->type != MOEC_GGML_BF16 && t->type != MOEC_GGML_Q8_0)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s': cannot encode fp32 as %s", w->path, t->name,
+                        type_info[t->type].name);
+    if (n < 0 || n % block != 0 || (uint64_t)n / (uint64_t)block > (t->nbytes - w->done) / bb)
+        return MOEC_ERR(MOEC_ERR_ARG, "%s: tensor '%s': %" PRId64 " values do not fit its remaining bytes in whole "
+                        "blocks", w->path, t->name, n);
+    enum { CHUNK = 4096 }; /* values per conversion, a multiple of the Q8_0 block */
+    uint8_t buf[CHUNK * 4];
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        int64_t k = n - i < CHUNK ? n - i : CHUNK;
+        size_t nb;
+        switch (t->type) {
+        case MOEC_GGML_F32: memcpy(buf, x + i, (size_t)k * 4), nb = (size_t)k * 4; break;
+        case MOEC_GGML_Q8_0: moec_q8_0_quantize(x + i, k, buf), nb = (size_t)(k / 32) * 34; break;
+        default:
+            for (int64_t j = 0; j < k; j++) {
+                uint16_t h = t->type == MOEC_GGML_F16 ? moec_gguf_f32_to_f16(x[i + j]) : moec_gguf_f32_to_bf16(x[i + j]);
+                memcpy(buf + 2 * j, &h, 2);
+            }
+            nb = (size_t)k * 2;
+        }
+        /* The last chunk of this tensor may advance w->cur; that is the caller's promise (no crossing). */
+        MOEC_TRY(moec_gguf_writer_put(w, buf, nb));
+    }
+    return MOEC_OK;
+}
+
+moec_status moec_gguf_writer_finish(moec_gguf_writer *w) {
+    moec_status s = write_header(w);
+    if (s == MOEC_OK && w->cur != w->n_t)
+        s = MOEC_ERR(MOEC_ERR_ARG, "%s: data of tensor '%s' and after it was not written", w->path,
+                     w->t[w->cur].name);
+    if (s != MOEC_OK) {
+        moec_gguf_writer_abort(w);
+        return s;
+    }
+    s = moec_atomic_commit(w->f);
+    w->f = NULL;
+    moec_gguf_writer_abort(w); /* frees the rest; the committed file stays */
+    return s;
+}

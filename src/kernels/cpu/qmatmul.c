@@ -1,0 +1,314 @@
+/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / E4M3 weights: regime choice, threading, scratch, the portable kernels.
+ *
+ * The SIMD kernels live in qmatmul_avx2.c and qmatmul_avx512.c; this file splits the work over the output rows and
+ * picks the kernel table (see qmatmul.h for the contract and the two regimes).
+ *
+ * Crossover (measured on a 2-core Zen 3, 4096 × 4096, see bench/bench_qmatmul.c): the decode path streams each
+ * weight once per call and is bound by memory bandwidth at T = 1; its cost grows with T once the FMAs, not the
+ * bytes, dominate, while the prefill path pays a fixed dequantisation per weight and then runs the fp32 GEMM at
+ * near its peak. DECODE_MAX_* are the largest T where decode was still at least as fast.
+ *
+ * Scratch for the prefill path: one fp32 buffer per thread (thread-local, grown on demand, never shrunk), holding one
+ * block of dequantised weight rows. Every buffer is also linked into a global list so that moec_qmat_release can
+ * free the buffers of all threads, the pool's workers included; a generation counter tells each thread that its
+ * buffer was freed behind its back. If a buffer cannot be grown the block is computed by the decode kernel instead.
+ */
+#include "kernels/cpu/qmatmul.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/threads.h"
+#include "io/safetensors.h"
+#include "kernels/cpu/qmatmul_kernels.h"
+
+#define DECODE_MAX_F32 8
+#define DECODE_MAX_BF16 8
+#define DECODE_MAX_F8 8
+
+/* Prefill block: as many rows as fit PREFILL_BLOCK_BYTES of fp32 (a multiple of 16 rows, 16..256). Each block costs
+ * a repacking of X inside moec_gemm, so blocks should be large; they should also fit in L3 with room to spare. */
+#define PREFILL_BLOCK_BYTES (2u << 20)
+#define PREFILL_BLOCK_MIN 16
+#define PREFILL_BLOCK_MAX 256
+
+/* Decode work below this many weight bytes per chunk stays on one thread (waking the pool costs microseconds). */
+#define DECODE_GRAIN_BYTES (64u << 10)
+
+size_t moec_qtype_size(moec_qtype t) {
+    switch (t) {
+    case MOEC_QT_F32: return 4;
+    case MOEC_QT_BF16: return 2;
+    case MOEC_QT_F8E4M3: return 1;
+    }
+    return 0;
+}
+
+const char *moec_qtype_name(moec_qtype t) {
+    switch (t) {
+    case MOEC_QT_F32: return "f32";
+    case MOEC_QT_BF16: return "bf16";
+    case MOEC_QT_F8E4M3: return "fp8";
+    }
+    return "?";
+}
+
+moec_status moec_qmat_check(const moec_qmat *W) {
+    size_t es = moec_qtype_size(W->type);
+    if (!es) return MOEC_ERR(MOEC_ERR_ARG, "qmat: unknown weight type %d", (int)W->type);
+    if (W->rows <= 0 || W->cols <= 0)
+        return MOEC_ERR(MOEC_ERR_ARG, "qmat: %lld x %lld matrix", (long long)W->rows, (long long)W->cols);
+    if (!W->data) return MOEC_ERR(MOEC_ERR_ARG, "qmat: no data");
+    if ((uintptr_t)W->data % es) return MOEC_ERR(MOEC_ERR_ARG, "qmat: %s data not %zu-byte aligned",
+                                                 moec_qtype_name(W->type), es);
+    if ((W->type == MOEC_QT_F8E4M3) != (W->scale != NULL))
+        return MOEC_ERR(MOEC_ERR_ARG, "qmat: %s weights %s a scale", moec_qtype_name(W->type),
+                        W->scale ? "must not have" : "need");
+    return MOEC_OK;
+}
+
+static _Atomic int64_t decode_max_override[3] = {-1, -1, -1};
+
+int64_t moec_qmat_decode_max(moec_qtype t) {
+    if ((unsigned)t < 3) {
+        int64_t n = atomic_load_explicit(&decode_max_override[t], memory_order_relaxed);
+        if (n >= 0) return n;
+    }
+    return t == MOEC_QT_F32 ? DECODE_MAX_F32 : t == MOEC_QT_BF16 ? DECODE_MAX_BF16 : DECODE_MAX_F8;
+}
+
+void moec_qmat_set_decode_max(moec_qtype t, int64_t n) {
+    if ((unsigned)t < 3) atomic_store_explicit(&decode_max_override[t], n < 0 ? -1 : n, memory_order_relaxed);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Portable kernels. E4M3 goes through the same half-precision bit trick as the SIMD kernels (qmatmul_avx2.c), so
+ * every instruction set gives E4M3 codes the same values; a 256-entry table makes it cheap. */
+
+static float e4m3_div256[256];
+static pthread_once_t e4m3_once = PTHREAD_ONCE_INIT;
+
+static void e4m3_table_init(void) {
+    for (int b = 0; b < 256; b++) e4m3_div256[b] = moec_f16_to_f32((uint16_t)(((b & 0x80) << 8) | ((b & 0x7f) << 7)));
+}
+
+/* Weight row o, element i; E4M3 divided by 256. */
+static inline float elem(const moec_qmat *W, int64_t o, int64_t i) {
+    size_t k = (size_t)o * (size_t)W->cols + (size_t)i;
+    switch (W->type) {
+    case MOEC_QT_F32: return ((const float *)W->data)[k];
+    case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)W->data)[k]);
+    default: return e4m3_div256[((const uint8_t *)W->data)[k]];
+    }
+}
+
+static float factor(const moec_qmat *W, int64_t o) { return W->type == MOEC_QT_F8E4M3 ? W->scale[o] * 256.0f : 1.0f; }
+
+static void dot_scalar(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy) {
+    pthread_once(&e4m3_once, e4m3_table_init);
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *x = X + t * ldx;
+            float s[4] = {0, 0, 0, 0}; /* four chains, so the adds are not one long dependency */
+            int64_t i = 0;
+            for (; i + 4 <= W->cols; i += 4)
+                for (int k = 0; k < 4; k++) s[k] += x[i + k] * elem(W, o, i + k);
+            for (; i < W->cols; i++) s[0] += x[i] * elem(W, o, i);
+            Y[t * ldy + o] = ((s[0] + s[1]) + (s[2] + s[3])) * factor(W, o);
+        }
+}
+
+static void dequant_scalar(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
+    pthread_once(&e4m3_once, e4m3_table_init);
+    for (int64_t r = 0; r < n; r++, out += W->cols) {
+        float f = factor(W, o0 + r);
+        for (int64_t i = 0; i < W->cols; i++) out[i] = elem(W, o0 + r, i) * f;
+    }
+}
+
+const qmat_kernels moec_qmat_kernels_scalar = {
+    .isa = MOEC_GEMM_ISA_SCALAR, .name = "scalar", .dot = dot_scalar, .dequant = dequant_scalar,
+};
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Instruction set */
+
+static int cpu_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+static int cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+}
+
+static _Atomic(const qmat_kernels *) current;
+
+static const qmat_kernels *best(void) {
+    return cpu_has_avx512() ? &moec_qmat_kernels_avx512 : cpu_has_avx2() ? &moec_qmat_kernels_avx2
+                                                                          : &moec_qmat_kernels_scalar;
+}
+
+static const qmat_kernels *kernels(void) {
+    const qmat_kernels *k = atomic_load_explicit(&current, memory_order_acquire);
+    if (!k) {
+        k = best();
+        atomic_store_explicit(&current, k, memory_order_release);
+    }
+    return k;
+}
+
+moec_status moec_qmat_set_isa(moec_gemm_isa isa) {
+    const qmat_kernels *k;
+    switch (isa) {
+    case MOEC_GEMM_ISA_AUTO: k = best(); break;
+    case MOEC_GEMM_ISA_SCALAR: k = &moec_qmat_kernels_scalar; break;
+    case MOEC_GEMM_ISA_AVX2:
+        if (!cpu_has_avx2()) return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: this CPU lacks AVX2+FMA+F16C");
+        k = &moec_qmat_kernels_avx2;
+        break;
+    case MOEC_GEMM_ISA_AVX512:
+        if (!cpu_has_avx512()) return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: this CPU lacks AVX-512 F/BW/VL");
+        k = &moec_qmat_kernels_avx512;
+        break;
+    default: return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: unknown instruction set %d", (int)isa);
+    }
+    atomic_store_explicit(&current, k, memory_order_release);
+    return MOEC_OK;
+}
+
+const char *moec_qmat_isa_name(void) { return kernels()->name; }
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Scratch (see the top of the file) */
+
+#define SCRATCH_SLOTS 2
+
+typedef struct scratch_node {
+    float *data[SCRATCH_SLOTS];
+    size_t cap[SCRATCH_SLOTS]; /* floats */
+    struct scratch_node *next;
+} scratch_node;
+
+static pthread_mutex_t scratch_lock = PTHREAD_MUTEX_INITIALIZER;
+static scratch_node *scratch_list;          /* every live node, of every thread */
+static _Atomic unsigned scratch_generation; /* bumped by moec_qmat_release */
+static _Thread_local scratch_node *tls_node;
+static _Thread_local unsigned tls_generation;
+
+float *moec_qmat_scratch(int slot, size_t floats) {
+    unsigned gen = atomic_load(&scratch_generation);
+    if (tls_generation != gen) { /* released since this thread last looked: the node is gone */
+        tls_node = NULL;
+        tls_generation = gen;
+    }
+    if (tls_node && tls_node->cap[slot] >= floats) return tls_node->data[slot];
+    float *p = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+    if (!p) return NULL;
+    if (!tls_node) {
+        scratch_node *n = calloc(1, sizeof *n);
+        if (!n) {
+            free(p);
+            return NULL;
+        }
+        pthread_mutex_lock(&scratch_lock);
+        n->next = scratch_list;
+        scratch_list = n;
+        pthread_mutex_unlock(&scratch_lock);
+        tls_node = n;
+    }
+    free(tls_node->data[slot]); /* only this thread touches its node's buffers outside moec_qmat_release */
+    tls_node->data[slot] = p;
+    tls_node->cap[slot] = floats;
+    return p;
+}
+
+void moec_qmat_release(void) {
+    pthread_mutex_lock(&scratch_lock);
+    for (scratch_node *n = scratch_list, *next; n; n = next) {
+        next = n->next;
+        for (int k = 0; k < SCRATCH_SLOTS; k++) free(n->data[k]);
+        free(n);
+    }
+    scratch_list = NULL;
+    atomic_fetch_add(&scratch_generation, 1);
+    pthread_mutex_unlock(&scratch_lock);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * Driver */
+
+typedef struct {
+    const qmat_kernels *k;
+    const moec_qmat *W;
+    const float *X;
+    float *Y;
+    int64_t ldx, ldy, T;
+    int64_t block; /* prefill: weight rows per block */
+} qmat_job;
+
+/* Task over groups of QMAT_DECODE_ROWS rows. */
+static void decode_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const qmat_job *j = ctx;
+    int64_t o0 = begin * QMAT_DECODE_ROWS, o1 = end * QMAT_DECODE_ROWS;
+    j->k->dot(j->W, o0, o1 < j->W->rows ? o1 : j->W->rows, j->X, j->ldx, j->T, j->Y, j->ldy);
+}
+
+static void prefill_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const qmat_job *j = ctx;
+    const moec_qmat *W = j->W;
+    for (int64_t b = begin; b < end; b++) {
+        int64_t o0 = b * j->block, n = W->rows - o0 < j->block ? W->rows - o0 : j->block;
+        const float *w = (const float *)W->data + o0 * W->cols; /* f32: the GEMM reads W in place */
+        if (W->type != MOEC_QT_F32) {
+            float *buf = moec_qmat_scratch(0, (size_t)(n * W->cols));
+            if (!buf) { /* out of memory: slower but correct */
+                j->k->dot(W, o0, o0 + n, j->X, j->ldx, j->T, j->Y, j->ldy);
+                continue;
+            }
+            j->k->dequant(W, o0, n, buf);
+            w = buf;
+        }
+        /* Inside the pool's loop this runs single-threaded on this thread, as wanted; when this is the only block
+         * (the loop ran inline) it may use the whole pool. */
+        moec_gemm(0, 1, j->T, n, W->cols, 1.0f, j->X, j->ldx, w, W->cols, 0.0f, j->Y + o0, j->ldy);
+    }
+}
+
+void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W) {
+    if (T <= 0 || W->rows <= 0) return;
+    qmat_job j = {.k = kernels(), .W = W, .X = X, .Y = Y, .ldx = ldx, .ldy = ldy, .T = T};
+    const int threads = moec_threads_count();
+    if (T <= moec_qmat_decode_max(W->type)) {
+        int64_t groups = (W->rows + QMAT_DECODE_ROWS - 1) / QMAT_DECODE_ROWS;
+        int64_t group_bytes = QMAT_DECODE_ROWS * W->cols * (int64_t)moec_qtype_size(W->type) * T;
+        int64_t grain = DECODE_GRAIN_BYTES / (group_bytes > 0 ? group_bytes : 1);
+        moec_parallel_for(groups, grain > 1 ? grain : 1, decode_task, &j);
+        return;
+    }
+    int64_t block = (int64_t)(PREFILL_BLOCK_BYTES / sizeof(float)) / W->cols / 16 * 16;
+    if (block > PREFILL_BLOCK_MAX) block = PREFILL_BLOCK_MAX;
+    /* At least two blocks per thread, so that uneven blocks balance, unless that makes them too small. */
+    while (block > PREFILL_BLOCK_MIN && (W->rows + block - 1) / block < 2 * threads) block /= 2;
+    if (block < PREFILL_BLOCK_MIN) block = PREFILL_BLOCK_MIN;
+    j.block = block;
+    moec_parallel_for((W->rows + block - 1) / block, 1, prefill_task, &j);
+}
+
+void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
+    size_t k = (size_t)r * (size_t)W->cols;
+    switch (W->type) {
+    case MOEC_QT_F32: memcpy(out, (const float *)W->data + k, (size_t)W->cols * sizeof(float)); break;
+    case MOEC_QT_BF16:
+        for (int64_t i = 0; i < W->cols; i++) out[i] = moec_bf16_to_f32(((const uint16_t *)W->data)[k + i]);
+        break;
+    case MOEC_QT_F8E4M3:
+        for (int64_t i = 0; i < W->cols; i++) out[i] = W->scale[r] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k + i]);
+        break;
+    }
+}

@@ -1,0 +1,75 @@
+/* qmatmul.h — the inference engine's linear layer, y = x · Wᵀ, with W stored as fp32, bf16 or FP8 E4M3.
+ *
+ * Legend: T input rows (tokens), I = cols (input features), O = rows (output features).
+ *   X [T, I] fp32, row stride ldx >= I;   W [O, I] in its storage type;   Y [T, O] fp32, row stride ldy >= O.
+ * E4M3 weights carry one fp32 scale per output row: W[o][i] = scale[o] · e4m3(data[o·I + i]) (a per-tensor scale
+ * is the same with every scale[o] equal). bf16 and f32 have no scale.
+ *
+ * Two regimes, chosen by T:
+ *   decode (few rows, T <= moec_qmat_decode_max(type)): every weight row is read from memory once and used for all
+ *     T input rows while they sit in L1/L2 — the cost is the weight bytes, so narrow weights are faster;
+ *   prefill (more rows): blocks of weight rows are dequantised into a per-thread fp32 buffer and multiplied with
+ *     moec_gemm (fp32 weights go to moec_gemm directly) — the cost is the flops, as for fp32.
+ * Both are multithreaded over output rows with moec_parallel_for; called from inside another parallel loop they
+ * run inline on the calling thread. Results are deterministic for a given shape, type, T, thread count and
+ * instruction set, but the two regimes (and the instruction sets) differ in the last bits.
+ *
+ * Thread safety: moec_qmat_matmul and moec_qmat_row may run concurrently from several application threads (each
+ * thread uses its own scratch). moec_qmat_set_isa and moec_qmat_release must not run while any qmat call is in
+ * flight.
+ *
+ * E4M3 NaN codes (0x7F/0xFF) are not supported as weights: moec_qmat_row decodes them as NaN, the SIMD kernels as
+ * ±480·scale. moec_quantize_row_e4m3 (core/dtype.h) never produces them from finite weights.
+ */
+#ifndef MOEC_KERNELS_CPU_QMATMUL_H
+#define MOEC_KERNELS_CPU_QMATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "kernels/cpu/gemm.h"
+
+typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2 } moec_qtype;
+
+typedef struct {
+    moec_qtype type;
+    int64_t rows, cols;   /* W is [rows = O, cols = I], row-major, row stride = cols elements */
+    const void *data;     /* rows·cols elements, aligned to the element size; may point into a read-only mmap */
+    const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
+} moec_qmat;
+
+/* Bytes per element: 4, 2, 1 (0 for an unknown type). */
+size_t moec_qtype_size(moec_qtype t);
+/* "f32", "bf16", "fp8" ("?" for an unknown type). */
+const char *moec_qtype_name(moec_qtype t);
+
+/* Checks that W describes a usable matrix (known type, positive dims, data, scale present iff E4M3, aligned data);
+ * the kernels trust their arguments, so loaders call this once per tensor. */
+moec_status moec_qmat_check(const moec_qmat *W);
+
+/* Y[t, o] = Σ_i X[t, i] · W[o, i] for t < T, o < O; Y is overwritten (never read). T == 0 does nothing. */
+void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W);
+
+/* Row r of W dequantised into out[cols] (the lookup of a quantised embedding table). Exact: out equals the
+ * decoders of io/safetensors.h times the row's scale (one fp32 multiplication). */
+void moec_qmat_row(float *out, const moec_qmat *W, int64_t r);
+
+/* The largest T that takes the decode path for weights of type t (measured crossover, see qmatmul.c). */
+int64_t moec_qmat_decode_max(moec_qtype t);
+/* Overrides that crossover for later calls (benchmarks and tests force each regime with it); n < 0 restores the
+ * default. Not while a qmat call is in flight. */
+void moec_qmat_set_decode_max(moec_qtype t, int64_t n);
+
+/* Selects the kernels' instruction set for later calls, as moec_gemm_set_isa does for moec_gemm (MOEC_ERR_ARG when
+ * the CPU lacks it: AVX2 needs AVX2+FMA+F16C, AVX-512 needs F+BW+VL). The prefill path's fp32 GEMM follows
+ * moec_gemm_set_isa, not this. */
+moec_status moec_qmat_set_isa(moec_gemm_isa isa);
+/* "avx512", "avx2" or "scalar". */
+const char *moec_qmat_isa_name(void);
+
+/* Frees the dequantisation buffers of every thread (they are grown once and then reused by later calls). Call at
+ * shutdown, or to return memory; later calls simply allocate again. */
+void moec_qmat_release(void);
+
+#endif

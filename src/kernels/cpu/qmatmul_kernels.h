@@ -1,0 +1,34 @@
+/* qmatmul_kernels.h — the per-instruction-set kernels behind qmatmul.c (internal to moec).
+ *
+ * One table per instruction set (qmatmul.c: scalar; qmatmul_avx2.c; qmatmul_avx512.c). Each kernel handles every
+ * type and shape; qmatmul.c only splits the work and picks the table.
+ */
+#ifndef MOEC_KERNELS_CPU_QMATMUL_KERNELS_H
+#define MOEC_KERNELS_CPU_QMATMUL_KERNELS_H
+
+#include "kernels/cpu/qmatmul.h"
+
+/* Weight rows one decode kernel call reads together (each read once from memory for all T input rows). */
+#define QMAT_DECODE_ROWS 4
+
+typedef struct {
+    moec_gemm_isa isa;
+    const char *name;
+    /* Decode: Y[t·ldy + o] = Σ_i X[t·ldx + i] · W[o][i] for o0 <= o < o1, t < T (any T >= 1). Rows are taken
+     * QMAT_DECODE_ROWS at a time, each group read once from memory while the X rows are walked in small blocks. */
+    void (*dot)(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
+                int64_t ldy);
+    /* Prefill: out[r·cols + i] = W[o0 + r][i] as fp32, scale applied, for r < n. */
+    void (*dequant)(const moec_qmat *W, int64_t o0, int64_t n, float *out);
+} qmat_kernels;
+
+/* The calling thread's scratch buffer number `slot` (0: prefill's dequantised block, 1: a kernel's own use), at
+ * least `floats` long and 64-byte aligned, kept for later calls; NULL if it cannot be had (the caller then falls
+ * back to a path without scratch). */
+float *moec_qmat_scratch(int slot, size_t floats);
+
+extern const qmat_kernels moec_qmat_kernels_scalar;
+extern const qmat_kernels moec_qmat_kernels_avx2;
+extern const qmat_kernels moec_qmat_kernels_avx512;
+
+#endif

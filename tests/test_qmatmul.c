@@ -1,0 +1,328 @@
+/* test_qmatmul.c — moec_qmat_matmul / moec_qmat_row against a double-precision oracle written here.
+ *
+ * For every weight type (f32, bf16, E4M3 with per-row scales) × every instruction set this CPU runs × 1 and 2
+ * threads × T in {1,2,3,4,5,7,8,9,16,33,130} (both regimes: decode for small T, dequantise + GEMM for large) ×
+ * shapes with odd rows, rows = 1, cols not a multiple of 8/16/32, and blocks that split unevenly over the threads:
+ *   the oracle dequantises W with the decoders of io/safetensors.h (tested against PyTorch in test_safetensors)
+ *   and sums Σ_i x·w in double. X and Y have padded rows: X's padding holds NaN (it must never be read) and Y's
+ *   a sentinel (it must never be written); Y starts as NaN (it must be overwritten, never read).
+ * Error bound per element: (I + 4) · 2⁻²³ · Σ_i |x_i · w_i|. Each output is one fp32 sum of I products: in any
+ * summation order every product and every partial sum is rounded once (relative 2⁻²⁴ each, at most I + 1 such
+ * roundings affecting any term), the E4M3 row factor and the dequantisation add one rounding each; 2⁻²³ instead of
+ * 2⁻²⁴ leaves a factor 2 for second-order terms. (A lost or doubled term would exceed it by orders of magnitude.)
+ * Exactness: a weight row holding every finite E4M3 code (subnormals and both signs), multiplied by one-hot inputs,
+ * must give each weight bit-exactly in both regimes — this checks the half-precision decoding trick code by code.
+ * Inputs spanning 2^-60 .. 1e35 check the E4M3 kernels' rescaling of X. Also: moec_qmat_row is exact; a call nested in a parallel loop equals a direct one; moec_qmat_release between
+ * calls; moec_qmat_check rejects bad descriptors.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/dtype.h"
+#include "core/threads.h"
+#include "io/safetensors.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/qmatmul.h"
+
+static int passed, failed;
+
+static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void check(int ok, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "ok  " : "FAIL");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (ok) passed++;
+    else failed++;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / (1 << 23)) - 1.0);
+}
+
+/* A weight matrix of the given type with random contents, plus its exact fp32 dequantisation (the oracle's view). */
+typedef struct {
+    moec_qmat m;
+    void *data;
+    float *scale;
+    double *ref; /* [rows][cols] */
+} test_mat;
+
+static double decode(const moec_qmat *W, int64_t o, int64_t i) {
+    size_t k = (size_t)o * (size_t)W->cols + (size_t)i;
+    switch (W->type) {
+    case MOEC_QT_F32: return ((const float *)W->data)[k];
+    case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)W->data)[k]);
+    default: return (double)W->scale[o] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k]);
+    }
+}
+
+static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
+    memset(t, 0, sizeof *t);
+    t->data = malloc((size_t)(rows * cols) * moec_qtype_size(type));
+    float *row = malloc(sizeof(float) * (size_t)cols);
+    if (type == MOEC_QT_F8E4M3) t->scale = malloc(sizeof(float) * (size_t)rows);
+    for (int64_t o = 0; o < rows; o++) {
+        float mag = 0.01f + (float)(o % 7); /* rows of different magnitudes: different scales */
+        for (int64_t i = 0; i < cols; i++) row[i] = mag * frand();
+        if (o % 5 == 3) row[(o * 7) % cols] *= 40; /* an outlier: most of the row lands in E4M3's small values */
+        switch (type) {
+        case MOEC_QT_F32: memcpy((float *)t->data + o * cols, row, sizeof(float) * (size_t)cols); break;
+        case MOEC_QT_BF16:
+            for (int64_t i = 0; i < cols; i++) ((uint16_t *)t->data)[o * cols + i] = moec_f32_to_bf16(row[i]);
+            break;
+        case MOEC_QT_F8E4M3: moec_quantize_row_e4m3(row, cols, (uint8_t *)t->data + o * cols, &t->scale[o]); break;
+        }
+    }
+    free(row);
+    t->m = (moec_qmat){.type = type, .rows = rows, .cols = cols, .data = t->data, .scale = t->scale};
+    t->ref = malloc(sizeof(double) * (size_t)(rows * cols));
+    for (int64_t o = 0; o < rows; o++)
+        for (int64_t i = 0; i < cols; i++) t->ref[o * cols + i] = decode(&t->m, o, i);
+}
+
+static void mat_free(test_mat *t) {
+    free(t->data);
+    free(t->scale);
+    free(t->ref);
+}
+
+#define Y_SENTINEL 4242.0f
+
+/* One product; returns the worst error / bound (<= 1 passes; NAN on a NaN, a touched pad, or an unwritten Y). */
+/* wide: X's first row is tiny (2^-60), its last reaches 1e35, the others span 2^-60 .. 2^60 (the AVX2 E4M3 kernel
+ * rescales X per row). */
+static double run_case(const test_mat *t, int64_t T, int64_t xpad, int64_t ypad, int wide) {
+    const int64_t O = t->m.rows, I = t->m.cols, ldx = I + xpad, ldy = O + ypad;
+    float *X = malloc(sizeof(float) * (size_t)(T * ldx));
+    float *Y = malloc(sizeof(float) * (size_t)(T * ldy));
+    for (int64_t k = 0; k < T * ldx; k++) {
+        X[k] = k % ldx < I ? frand() : NAN;
+        if (wide && k % ldx < I) /* row 0 all tiny, the last row huge, the others mixed */
+            X[k] = ldexpf(X[k], k / ldx == T - 1 ? 116 : k / ldx == 0 ? -60 : (int)(k % 121) - 60);
+    }
+    for (int64_t k = 0; k < T * ldy; k++) Y[k] = k % ldy < O ? NAN : Y_SENTINEL;
+    moec_qmat_matmul(Y, ldy, X, ldx, T, &t->m);
+    double worst = 0;
+    for (int64_t r = 0; r < T && !isnan(worst); r++) {
+        for (int64_t o = O; o < ldy; o++)
+            if (Y[r * ldy + o] != Y_SENTINEL) worst = NAN;
+        for (int64_t o = 0; o < O && !isnan(worst); o++) {
+            double sum = 0, abs_sum = 0;
+            for (int64_t i = 0; i < I; i++) {
+                double p = (double)X[r * ldx + i] * t->ref[o * I + i];
+                sum += p;
+                abs_sum += fabs(p);
+            }
+            double err = fabs((double)Y[r * ldy + o] - sum), bound = (double)(I + 4) * 0x1p-23 * abs_sum;
+            if (isnan(Y[r * ldy + o])) worst = NAN;
+            else if (err > 0) worst = fmax(worst, bound > 0 ? err / bound : INFINITY);
+        }
+    }
+    free(X);
+    free(Y);
+    return worst;
+}
+
+static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3};
+static const int64_t Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33, 130};
+static const int64_t shapes[][2] = {{1, 1}, {1, 37}, {5, 16}, {7, 33}, {13, 100}, {64, 64}, {33, 257}, {3, 1000},
+                                    {130, 515}};
+
+static void test_products(const char *isa, int threads) {
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+            test_mat t;
+            mat_make(&t, types[ti], shapes[si][0], shapes[si][1]);
+            double worst = 0;
+            int64_t worst_T = 0;
+            for (size_t k = 0; k < sizeof Ts / sizeof *Ts; k++) {
+                double w = run_case(&t, Ts[k], (int64_t)(k % 3) * 3, (int64_t)(k % 2) * 5, 0);
+                if (isnan(w) || w > worst) {
+                    worst = w;
+                    worst_T = Ts[k];
+                }
+                if (isnan(w)) break;
+            }
+            check(!isnan(worst) && worst <= 1, "%s %d thread(s) %-4s %4lld x %-4lld T=1..130: worst error %.3g of "
+                  "bound (at T=%lld)", isa, threads, moec_qtype_name(types[ti]), (long long)shapes[si][0],
+                  (long long)shapes[si][1], worst, (long long)worst_T);
+            mat_free(&t);
+        }
+    }
+    /* Larger: decode spread over the threads, several uneven prefill blocks per thread. */
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        test_mat t;
+        mat_make(&t, types[ti], 1100, 700);
+        double w1 = run_case(&t, 1, 0, 0, 0), w8 = run_case(&t, 8, 4, 0, 0), w40 = run_case(&t, 40, 0, 3, 0);
+        check(!isnan(w1 + w8 + w40) && w1 <= 1 && w8 <= 1 && w40 <= 1,
+              "%s %d thread(s) %-4s 1100 x 700 T=1,8,40: worst error %.3g %.3g %.3g of bound", isa, threads,
+              moec_qtype_name(types[ti]), w1, w8, w40);
+        mat_free(&t);
+    }
+    /* Inputs over a huge range of magnitudes, up to 1e35. */
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        test_mat t;
+        mat_make(&t, types[ti], 37, 300);
+        double worst = 0;
+        static const int64_t wide_T[] = {1, 3, 8, 20};
+        for (size_t k = 0; k < 4; k++) {
+            double w = run_case(&t, wide_T[k], 1, 0, 1);
+            worst = isnan(w) || w > worst ? w : worst;
+        }
+        check(!isnan(worst) && worst <= 1, "%s %d thread(s) %-4s 37 x 300 T=1,3,8,20, x from 2^-60 to 1e35: worst "
+              "error %.3g of bound", isa, threads, moec_qtype_name(types[ti]), worst);
+        mat_free(&t);
+    }
+}
+
+/* Every finite E4M3 code as a weight, through one-hot inputs: each output must be exactly scale · e4m3(code). */
+static void test_all_codes(const char *isa) {
+    enum { C = 254, O = 3 };
+    uint8_t *q = malloc(O * C);
+    float scale[O] = {1.0f, 0.37f, 1e-3f};
+    for (int o = 0; o < O; o++)
+        for (int c = 0, k = 0; c < 256; c++)
+            if ((c & 0x7f) != 0x7f) q[o * C + (k++ + 17 * o) % C] = (uint8_t)c; /* rows in different orders */
+    moec_qmat W = {.type = MOEC_QT_F8E4M3, .rows = O, .cols = C, .data = q, .scale = scale};
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t T = pass == 0 ? 8 : C; /* decode (8 one-hot rows at a time), then prefill (the identity at once) */
+        float *X = calloc((size_t)(T * C), sizeof(float)), *Y = malloc(sizeof(float) * (size_t)(T * O));
+        int bad = 0;
+        for (int64_t c0 = 0; c0 < C; c0 += T) {
+            int64_t n = C - c0 < T ? C - c0 : T;
+            memset(X, 0, sizeof(float) * (size_t)(T * C));
+            for (int64_t t = 0; t < n; t++) X[t * C + c0 + t] = 1;
+            moec_qmat_matmul(Y, O, X, C, n, &W);
+            for (int64_t t = 0; t < n; t++)
+                for (int o = 0; o < O; o++) {
+                    float want = scale[o] * moec_f8e4m3_to_f32(q[o * C + c0 + t]);
+                    if (Y[t * O + o] != want && bad++ < 3) /* as values: -0 sums to +0 */
+                        printf("     code 0x%02x scale %g: got %a want %a\n", q[o * C + c0 + t], scale[o],
+                               Y[t * O + o], want);
+                }
+        }
+        check(bad == 0, "%s e4m3: all 254 finite codes x 3 scales exact through one-hot inputs (%s, %d bad)", isa,
+              pass == 0 ? "decode" : "prefill", bad);
+        free(X);
+        free(Y);
+    }
+    free(q);
+}
+
+static void test_row(void) {
+    int bad = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        test_mat t;
+        mat_make(&t, types[ti], 9, 77);
+        float out[77];
+        for (int64_t r = 0; r < 9; r++) {
+            moec_qmat_row(out, &t.m, r);
+            for (int i = 0; i < 77; i++)
+                if (out[i] != (float)t.ref[r * 77 + i]) bad++;
+        }
+        mat_free(&t);
+    }
+    uint8_t nan_code = 0x7f;
+    float one = 1;
+    moec_qmat nw = {.type = MOEC_QT_F8E4M3, .rows = 1, .cols = 1, .data = &nan_code, .scale = &one};
+    float o;
+    moec_qmat_row(&o, &nw, 0);
+    check(bad == 0 && isnan(o), "row: every type's rows equal the reference decoders exactly (%d bad); a NaN code -> NaN",
+          bad);
+}
+
+typedef struct {
+    const moec_qmat *W;
+    const float *X;
+    float *Y;
+    int64_t T;
+} nested_ctx;
+
+static void nested_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const nested_ctx *c = ctx;
+    for (int64_t k = begin; k < end; k++) /* each call writes its own copy of Y */
+        moec_qmat_matmul(c->Y + k * c->T * c->W->rows, c->W->rows, c->X, c->W->cols, c->T, c->W);
+}
+
+static void test_nested_and_release(void) {
+    moec_threads_init(2);
+    test_mat t;
+    mat_make(&t, MOEC_QT_F8E4M3, 300, 260);
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t T = pass ? 50 : 3, n = T * 300;
+        float *X = malloc(sizeof(float) * (size_t)(T * 260)), *Y = malloc(sizeof(float) * (size_t)(4 * n));
+        for (int64_t k = 0; k < T * 260; k++) X[k] = frand();
+        nested_ctx c = {&t.m, X, Y, T};
+        moec_parallel_for(4, 1, nested_task, &c);
+        float *Y0 = malloc(sizeof(float) * (size_t)n);
+        moec_qmat_release(); /* every thread's buffer freed: the next call must allocate afresh */
+        moec_qmat_matmul(Y0, 300, X, 260, T, &t.m);
+        int same = 1;
+        for (int k = 0; k < 4; k++) same &= memcmp(Y + k * n, Y0, sizeof(float) * (size_t)n) == 0;
+        check(same, "nested: 4 calls inside a parallel loop equal a direct call bit for bit (T=%lld), across a release",
+              (long long)T);
+        free(X);
+        free(Y);
+        free(Y0);
+    }
+    mat_free(&t);
+}
+
+static void test_check(void) {
+    uint8_t q[4] = {0};
+    float s = 1;
+    moec_qmat ok = {.type = MOEC_QT_F8E4M3, .rows = 2, .cols = 2, .data = q, .scale = &s};
+    moec_qmat no_scale = ok, bad_type = ok, bf_scale = ok, zero = ok, misaligned = ok;
+    no_scale.scale = NULL;
+    bad_type.type = (moec_qtype)7;
+    bf_scale.type = MOEC_QT_BF16;
+    zero.rows = 0;
+    misaligned.type = MOEC_QT_F32;
+    misaligned.scale = NULL;
+    misaligned.data = q + 1;
+    check(moec_qmat_check(&ok) == MOEC_OK && moec_qmat_check(&no_scale) == MOEC_ERR_ARG &&
+              moec_qmat_check(&bad_type) == MOEC_ERR_ARG && moec_qmat_check(&bf_scale) == MOEC_ERR_ARG &&
+              moec_qmat_check(&zero) == MOEC_ERR_ARG && moec_qmat_check(&misaligned) == MOEC_ERR_ARG,
+          "check: rejects a missing / extra scale, unknown type, empty shape, misaligned data");
+    check(moec_qtype_size(MOEC_QT_F32) == 4 && moec_qtype_size(MOEC_QT_BF16) == 2 &&
+              moec_qtype_size(MOEC_QT_F8E4M3) == 1 && strcmp(moec_qtype_name(MOEC_QT_F8E4M3), "fp8") == 0 &&
+              strcmp(moec_qtype_name(MOEC_QT_BF16), "bf16") == 0,
+          "qtype: sizes 4/2/1, names");
+}
+
+int main(void) {
+    static const moec_gemm_isa isas[] = {MOEC_GEMM_ISA_SCALAR, MOEC_GEMM_ISA_AVX2, MOEC_GEMM_ISA_AVX512};
+    test_check();
+    test_row();
+    for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {
+        if (moec_qmat_set_isa(isas[k]) != MOEC_OK) {
+            printf("skip %s: %s\n", k == 2 ? "avx512" : "avx2", moec_error_message());
+            continue;
+        }
+        moec_gemm_set_isa(isas[k]); /* the prefill GEMM on the same instruction set */
+        const char *name = moec_qmat_isa_name();
+        test_all_codes(name);
+        for (int threads = 1; threads <= 2; threads++) {
+            moec_threads_init(threads);
+            test_products(name, threads);
+        }
+    }
+    moec_qmat_set_isa(MOEC_GEMM_ISA_AUTO);
+    moec_gemm_set_isa(MOEC_GEMM_ISA_AUTO);
+    test_nested_and_release();
+    moec_threads_shutdown();
+    moec_qmat_release();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -55,6 +55,13 @@ PY
 then ok "prompt prefill in blocks of 3, 1 thread == one block, 2 threads; continues the golden text"
 else ko "prefill blocks / continuation"; head -c 300 "$TMP/cont1.txt"; echo; head -c 300 "$TMP/cont2.txt"; fi
 
+# ---------------------------------------------------------------- the same model as GGUF (moec's export, then run)
+if "$MOEC" convert --to gguf --type f32 --model "$M" --out "$TMP/stories.gguf" > "$TMP/gguf.log" 2>&1 &&
+   "$MOEC" generate --model "$TMP/stories.gguf" --prompt "" --max-tokens 200 --temperature 0 > "$TMP/greedy_gguf.txt" 2>> "$TMP/gguf.log" &&
+   cmp -s "$TMP/greedy_gguf.txt" "$TMP/greedy.txt"; then
+    ok "GGUF export run by moec (tokenizer from the GGUF): greedy text == greedy-200.txt"
+else ko "generate from GGUF"; cat "$TMP/gguf.log"; head -c 200 "$TMP/greedy_gguf.txt"; fi
+
 # ---------------------------------------------------------------- stop strings
 for stop in "Lily" "upon a" "d, \"I" "park.\"" ; do
     "$MOEC" generate --model "$M" --prompt "" --max-tokens 200 --temperature 0 --stop "$stop" > "$TMP/stop.txt" 2>&1

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/threads.h"
+#include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
 
 static void session_zero(moec_session *s) { memset(s, 0, sizeof *s); }
@@ -16,6 +17,7 @@ void moec_session_free(moec_session *s) {
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) moec_free(f[i]);
     free(s->len);
     free(s->pos);
+    free(s->attn_tasks);
     free(s->by_expert);
     free(s->grouped_at);
     free(s->expert_start);
@@ -55,7 +57,7 @@ moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_
     ALLOC(s->tmp, R * (D > HD ? D : HD));
     ALLOC(s->h1, R * F);
     ALLOC(s->h3, R * F);
-    ALLOC(s->scores, (int64_t)s->n_score_threads * ctx);
+    ALLOC(s->scores, (int64_t)s->n_score_threads * MOEC_ATTN_QBLOCK * ctx);
     ALLOC(s->rope_cos, (int64_t)ctx * (c->head_dim / 2));
     ALLOC(s->rope_sin, (int64_t)ctx * (c->head_dim / 2));
     ALLOC(s->final_x, R * D);
@@ -69,7 +71,8 @@ moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_
     s->len = calloc((size_t)n_slots, sizeof *s->len);
     s->slot_fill = calloc((size_t)n_slots, sizeof *s->slot_fill);
     s->pos = calloc((size_t)R, sizeof *s->pos);
-    ok &= s->len && s->slot_fill && s->pos;
+    s->attn_tasks = calloc((size_t)(R * c->n_heads * 4), sizeof *s->attn_tasks);
+    ok &= s->len && s->slot_fill && s->pos && s->attn_tasks;
     if (E > 0) {
         s->by_expert = calloc((size_t)(R * K), sizeof *s->by_expert);
         s->grouped_at = calloc((size_t)(R * K), sizeof *s->grouped_at);
@@ -118,37 +121,67 @@ static float dot8(const float *a, const float *b, int64_t n) {
     return r;
 }
 
-/* One task = one (row, query head): softmax(scale · q·K[0..pos]) · V[0..pos] of the row's slot. */
+/* One task = one query head of a block of consecutive rows of one sequence (positions p0 .. p0+nr-1):
+ * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block. A single row (decode)
+ * uses dot products; a block uses two GEMMs (scores, then output), which is what makes prefill fast. */
 static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
     const attn_args *a = p;
     moec_session *s = a->s;
     const moec_config *c = &s->model->cfg;
     const int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, GD = G * Dh, HD = H * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
-    float *sc = s->scores + (int64_t)thread * s->ctx;
+    float *sc = s->scores + (int64_t)thread * MOEC_ATTN_QBLOCK * s->ctx;
     for (int64_t t = t0; t < t1; t++) {
-        const int64_t row = t / H, h = t % H, g = h / (H / G);
-        const int64_t slot = a->slots[row], npos = (int64_t)s->pos[row] + 1;
+        const int32_t *task = s->attn_tasks + 4 * t;
+        const int64_t row0 = task[0], nr = task[1], p0 = task[2], h = task[3], g = h / (H / G);
+        const int64_t slot = a->slots[row0], nkeys = p0 + nr;
         const int64_t base = (((int64_t)a->layer * s->n_slots + slot) * s->ctx) * GD + g * Dh;
-        const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row * HD + h * Dh;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j < npos; j++) {
-            sc[j] = scale * dot8(q, kc + j * GD, Dh);
-            mx = sc[j] > mx ? sc[j] : mx;
+        const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row0 * HD + h * Dh;
+        float *o = s->att + row0 * HD + h * Dh;
+        if (nr == 1) {
+            for (int64_t j = 0; j < nkeys; j++) sc[j] = scale * dot8(q, kc + j * GD, Dh);
+        } else {
+            moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, GD, 0.0f, sc, nkeys);
         }
-        double sum = 0;
-        for (int64_t j = 0; j < npos; j++) {
-            sc[j] = expf(sc[j] - mx);
-            sum += sc[j];
+        for (int64_t i = 0; i < nr; i++) {
+            float *r = sc + i * nkeys, mx = -INFINITY;
+            const int64_t valid = p0 + i + 1; /* row i sees positions 0 .. p0+i */
+            for (int64_t j = 0; j < valid; j++) mx = r[j] > mx ? r[j] : mx;
+            double sum = 0;
+            for (int64_t j = 0; j < valid; j++) {
+                r[j] = expf(r[j] - mx);
+                sum += r[j];
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int64_t j = 0; j < valid; j++) r[j] *= inv;
+            for (int64_t j = valid; j < nkeys; j++) r[j] = 0.0f;
         }
-        const float inv = (float)(1.0 / sum);
-        float *o = s->att + row * HD + h * Dh;
-        memset(o, 0, (size_t)Dh * sizeof *o);
-        for (int64_t j = 0; j < npos; j++) {
-            const float pj = sc[j] * inv, *vr = vc + j * GD;
-            for (int64_t d = 0; d < Dh; d++) o[d] += pj * vr[d];
+        if (nr == 1) {
+            memset(o, 0, (size_t)Dh * sizeof *o);
+            for (int64_t j = 0; j < nkeys; j++) {
+                const float pj = sc[j], *vr = vc + j * GD;
+                for (int64_t d = 0; d < Dh; d++) o[d] += pj * vr[d];
+            }
+        } else {
+            moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, GD, 0.0f, o, HD);
         }
     }
+}
+
+/* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads. */
+static int64_t attn_plan(moec_session *s, int64_t n, const int32_t *slots) {
+    const int64_t H = s->model->cfg.n_heads;
+    int64_t nt = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i + 1;
+        while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
+        for (int64_t h = 0; h < H; h++, nt++) {
+            int32_t *t = s->attn_tasks + 4 * nt;
+            t[0] = (int32_t)i, t[1] = (int32_t)(j - i), t[2] = s->pos[i], t[3] = (int32_t)h;
+        }
+        i = j;
+    }
+    return nt;
 }
 
 /* ---------------------------------------------------------------- MoE: route, group by expert, run, combine */
@@ -228,13 +261,14 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
         s->pos[i] = (int32_t)p;
     }
     if (moec_threads_count() > s->n_score_threads) {
-        float *sc = moec_alloc_floats((int64_t)moec_threads_count() * s->ctx);
+        float *sc = moec_alloc_floats((int64_t)moec_threads_count() * MOEC_ATTN_QBLOCK * s->ctx);
         if (!sc) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
         moec_free(s->scores);
         s->scores = sc;
         s->n_score_threads = moec_threads_count();
     }
     for (int64_t i = 0; i < n; i++) moec_qmat_row(s->x + i * D, &m->tok_emb, tokens[i]);
+    const int64_t n_attn_tasks = attn_plan(s, n, slots);
     for (int l = 0; l < c->n_layers; l++) {
         const moec_infer_layer *L = &m->layers[l];
         moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->attn_norm, n, D, c->norm_eps);
@@ -254,7 +288,7 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
             memcpy(s->v_cache + at, s->v + i * GD, (size_t)GD * 4);
         }
         attn_args aa = {.s = s, .slots = slots, .layer = l};
-        moec_parallel_for(n * H, 1, attn_task, &aa);
+        moec_parallel_for(n_attn_tasks, 1, attn_task, &aa);
         moec_qmat_matmul(s->tmp, D, s->att, HD, n, &L->wo);
         add_rows(s->x, s->tmp, n * D);
         moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->ffn_norm, n, D, c->norm_eps);

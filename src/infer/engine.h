@@ -22,6 +22,9 @@
 #include "infer/infer_model.h"
 #include "moe/router.h"
 
+/* Query rows of one sequence whose attention is computed together (one GEMM for scores, one for the output). */
+#define MOEC_ATTN_QBLOCK 64
+
 typedef struct {
     const moec_infer_model *model;
     int n_slots, ctx;
@@ -38,7 +41,8 @@ typedef struct {
     int32_t *grouped_at;       /* [rows·K] where (row·K + k) sits in the grouped order */
     int64_t *expert_start;     /* [E+1] */
     float *xd, *yd;            /* [rows·K, D] gathered inputs / expert outputs */
-    float *scores;             /* [n_score_threads][ctx] attention scores */
+    float *scores;             /* [n_score_threads][ATTN_QBLOCK·ctx] attention scores */
+    int32_t *attn_tasks;       /* [max_rows·H][4]: first row, rows, slot's first position, head */
     int n_score_threads;
     int32_t *slot_fill;        /* [n_slots] rows of each slot seen so far in this call */
     float *rstd;               /* [rows] */

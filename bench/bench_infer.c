@@ -1,0 +1,138 @@
+/* bench_infer.c — moec's inference speed on one model, measured the way llama-bench measures llama.cpp:
+ *   prefill ("pp N"): N prompt tokens in one forward from an empty cache (prefill blocks of up to 512 rows),
+ *                     tokens/s = N / time;
+ *   decode  ("tg M"): M tokens generated one at a time (batch 1, greedy) after a 1-token context,
+ *                     tokens/s = M / time;
+ *   decode batch B:   B sequences decoded together, tokens/s over all of them (shows expert grouping).
+ * Each is repeated --reps times (median reported, after one warm-up). Also reported: the weight bytes one decode
+ * token reads (every non-expert matrix, K experts per MoE layer, lm_head, one embedding row), the machine's read
+ * bandwidth measured in the same process, the decode bound bandwidth / bytes-per-token, and peak RSS (the
+ * weights are mapped, so RSS counts the pages actually touched).
+ *
+ *   bench_infer --model DIR [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024]
+ * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
+ * which random weights spread evenly). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench_util.h"
+#include "core/threads.h"
+#include "infer/engine.h"
+
+static int argmax(const float *v, int n) {
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b]) b = i;
+    return b;
+}
+
+int main(int argc, char **argv) {
+    const char *model = NULL;
+    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--model")) model = argv[i + 1];
+        else if (!strcmp(argv[i], "--pp")) pp = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--tg")) tg = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--bw-mib")) bw_mib = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "bench_infer: unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!model || pp < 1 || tg < 1 || reps < 1 || reps > 64) {
+        fprintf(stderr, "usage: bench_infer --model DIR [--pp N] [--tg N] [--reps R] [--threads T] [--batch B]\n");
+        return 2;
+    }
+    moec_threads_init(threads);
+    moec_infer_model m;
+    if (moec_infer_model_load(&m, model) != MOEC_OK) {
+        fprintf(stderr, "bench_infer: %s\n", moec_error_message());
+        return 1;
+    }
+    const int V = m.cfg.vocab_size, ctx = pp + tg + 2 <= m.cfg.max_seq ? pp + tg + 2 : m.cfg.max_seq;
+    const int64_t block = pp < 512 ? pp : 512, rows = block > batch ? block : batch;
+    moec_session s;
+    if (moec_session_init(&s, &m, batch > 1 ? batch : 1, ctx, rows) != MOEC_OK) {
+        fprintf(stderr, "bench_infer: %s\n", moec_error_message());
+        return 1;
+    }
+    int32_t *ids = malloc((size_t)rows * sizeof *ids), *slots = calloc((size_t)rows, sizeof *slots);
+    uint8_t *want = calloc((size_t)rows, 1);
+    float *logits = moec_alloc_floats((int64_t)(batch > 1 ? batch : 1) * V);
+    uint64_t r = 12345;
+    for (int64_t i = 0; i < rows; i++) {
+        r = r * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = (int32_t)((r >> 33) % (uint64_t)V);
+    }
+    double t_pp[64], t_tg[64], t_b[64];
+    for (int rep = -1; rep < reps; rep++) {
+        /* prefill */
+        moec_session_reset(&s, 0);
+        double t0 = bench_now();
+        for (int at = 0; at < pp; at += (int)block) {
+            const int n = pp - at < block ? pp - at : (int)block;
+            memset(want, 0, (size_t)n);
+            want[n - 1] = 1;
+            moec_session_forward(&s, n, ids, slots, want, logits);
+        }
+        if (rep >= 0) t_pp[rep] = bench_now() - t0;
+        /* decode from a 1-token context */
+        moec_session_reset(&s, 0);
+        int32_t tok = ids[0], sl = 0;
+        moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+        t0 = bench_now();
+        for (int i = 0; i < tg; i++) {
+            tok = argmax(logits, V);
+            moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+        }
+        if (rep >= 0) t_tg[rep] = bench_now() - t0;
+        /* batched decode */
+        if (batch > 1) {
+            int32_t bt[4096], bs[4096];
+            for (int b = 0; b < batch; b++) moec_session_reset(&s, b), bt[b] = ids[b], bs[b] = b;
+            moec_session_forward(&s, batch, bt, bs, NULL, logits);
+            const int steps = tg / 4 > 8 ? tg / 4 : 8;
+            t0 = bench_now();
+            for (int i = 0; i < steps; i++) {
+                for (int b = 0; b < batch; b++) bt[b] = argmax(logits + (int64_t)b * V, V);
+                moec_session_forward(&s, batch, bt, bs, NULL, logits);
+            }
+            if (rep >= 0) t_b[rep] = (bench_now() - t0) / steps / batch;
+        }
+    }
+    const double pp_s = bench_median(t_pp, reps), tg_s = bench_median(t_tg, reps);
+    const double b_s = batch > 1 ? bench_median(t_b, reps) : 0;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const long rss_mb = ru.ru_maxrss / 1024;
+    /* bandwidth last, so its buffer does not count in the model's peak RSS */
+    const int64_t bw_bytes = (int64_t)bw_mib << 20;
+    float *buf = moec_alloc_floats(bw_bytes / 4);
+    for (int64_t i = 0; i < bw_bytes / 4; i++) buf[i] = 1.0f;
+    const double bw = bench_read_bandwidth(buf, bw_bytes, 0, 5);
+    moec_free(buf);
+    const int64_t active = moec_infer_active_weight_bytes(&m);
+    const double bound = bw * 1e9 / (double)active, tg_tps = tg / tg_s;
+    printf("{\"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
+           "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
+           "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"batch\": %d, \"batch_tok_s\": %.2f, "
+           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld}\n",
+           model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
+           pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
+           (long long)m.mapped_bytes);
+    free(ids);
+    free(slots);
+    free(want);
+    moec_free(logits);
+    moec_session_free(&s);
+    moec_infer_model_free(&m);
+    moec_qmat_release();
+    moec_threads_shutdown();
+    return 0;
+}

@@ -106,6 +106,9 @@ int main(int argc, char **argv) {
             if (rep >= 0) t_b[rep] = (bench_now() - t0) / steps / batch;
         }
     }
+    double t_pp_raw[64], t_tg_raw[64];
+    memcpy(t_pp_raw, t_pp, sizeof t_pp);
+    memcpy(t_tg_raw, t_tg, sizeof t_tg);
     const double pp_s = bench_median(t_pp, reps), tg_s = bench_median(t_tg, reps);
     const double b_s = batch > 1 ? bench_median(t_b, reps) : 0;
     struct rusage ru;
@@ -119,7 +122,11 @@ int main(int argc, char **argv) {
     moec_free(buf);
     const int64_t active = moec_infer_active_weight_bytes(&m);
     const double bound = bw * 1e9 / (double)active, tg_tps = tg / tg_s;
-    printf("{\"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
+    printf("{\"pp_samples\": [");
+    for (int i = 0; i < reps; i++) printf("%s%.3f", i ? ", " : "", pp / t_pp_raw[i]);
+    printf("], \"tg_samples\": [");
+    for (int i = 0; i < reps; i++) printf("%s%.3f", i ? ", " : "", tg / t_tg_raw[i]);
+    printf("], \"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
            "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
            "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"batch\": %d, \"batch_tok_s\": %.2f, "
            "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld}\n",

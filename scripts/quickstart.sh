@@ -45,7 +45,23 @@ echo
 echo "validation loss by step (from $OUT/metrics.jsonl):"
 grep '"val_loss"' "$OUT/metrics.jsonl" | sed -E 's/.*"step":([0-9]+).*"val_loss":([0-9.]+).*"val_ppl":([0-9.]+).*/\1 \2 \3/' |
     awk '{ printf "  step %5d: loss %.4f, perplexity %.1f\n", $1, $2, $3 }'
+# inference: an FP8 copy (E4M3 weights, one scale per output row), its quality on the held-out shard, samples
+FP8="$OUT.fp8"
+rm -rf "$FP8"
+build/moec quantize --to fp8 --model "$OUT" --out "$FP8"
+echo
+echo "held-out loss, fp32 weights vs fp8 weights (same validation shard):"
+for m in "$OUT" "$FP8"; do
+    printf '  %-28s ' "$m"; build/moec eval --model "$m" --data "$OUT/data/val.bin" --threads "$THREADS" | tr "\n" " "; echo
+done
+echo
+for m in "$OUT" "$FP8"; do
+    echo "sample from $m (temperature 0.8, top-p 0.95, seed 1; KV-cache decoding):"
+    build/moec generate --model "$m" --prompt "The secret of life is" --max-tokens 60 --temperature 0.8 \
+        --top-p 0.95 --seed 1 --stats 1 --threads "$THREADS" | sed 's/^/  | /'
+done
 echo
 echo "model (Hugging Face Mixtral layout): $OUT/config.json, $OUT/model.safetensors, $OUT/tokenizer.json"
+echo "fp8 copy: $FP8"
 echo "metrics: $OUT/metrics.jsonl"
 echo "plots:   $OUT/plots/ (loss.png, drop_rate.png, aux_coef.png, expert_load.png, lr.png)"

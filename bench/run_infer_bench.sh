@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# run_infer_bench.sh — inference throughput, moec vs llama.cpp (pinned, scripts/llama_cpp.sh), same machine,
+# same threads, same GGUF-able models, and the memory-bandwidth bound for decoding.
+#   usage: bash bench/run_infer_bench.sh [ROUNDS=5] [THREADS=2]
+#   env:   MOEC_BENCH_MODELS  where the models and GGUFs are kept between runs (~/.cache/moec/bench-models)
+#          MOEC_BENCH_ONLY    "ref-moe-small" or "moe-1b" to run one model; MOEC_BENCH_TYPES ("q8_0 f16")
+#          MOEC_BENCH_PP      prompt length of the prefill test (512), MOEC_BENCH_TG decode length (128)
+# Models (bench/make_bench_model.py, random weights, Mixtral layout, λ = 0):
+#   ref-moe-small  the training benchmark's model: 153M parameters, 49M active (8 experts, top-2)
+#   moe-1b         1.05B parameters, 426M active: D 2048, 12 layers, 16/8 heads of 128, 8 experts of 1408, top-2
+# Each is exported to GGUF per type (by `moec convert` when it exists, else by llama.cpp's converter), then:
+#   llama.cpp: llama-bench -t THREADS -p PP -n TG -r ROUNDS; medians of its per-repetition samples
+#              (pp = prefill of PP tokens from an empty cache, tg = TG decode steps, each one token).
+#   moec:      moec_bench() below — the hook for moec's own inference benchmark (to be filled in).
+#   bound:     decode cannot beat (weight bytes one token reads) / (measured memory read bandwidth): every
+#              decode step streams the attention weights, the router, K experts per layer, the norms and
+#              the output head (expert choice changes per token, so nothing stays in a 32 MB L3 for the 1B
+#              model; ref-moe-small at Q8_0 (~50 MB read per token) partly does, so its bound is looser).
+#              The KV cache read (a few hundred tokens) is left out: < 1 % here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+moec_deps_build
+moec_deps_python
+ROUNDS=${1:-5} THREADS=${2:-2}
+PP=${MOEC_BENCH_PP:-512} TG=${MOEC_BENCH_TG:-128}
+TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16"}
+MODELS=${MOEC_BENCH_ONLY:-"ref-moe-small moe-1b"}
+DIR=${MOEC_BENCH_MODELS:-$HOME/.cache/moec/bench-models}
+PY=$MOEC_VENV/bin/python
+make -j"$(nproc)" build/moec build/bench/bench_infer >/dev/null
+LLAMA=$(MOEC_LLAMA_TARGETS="llama llama-bench" bash scripts/llama_cpp.sh)
+mkdir -p "$DIR"
+RESULTS=$DIR/results.jsonl
+: > "$RESULTS"
+
+# ---------------------------------------------------------------- memory read bandwidth
+# THREADS threads each sum their half of a 1 GiB buffer (far larger than any cache), best of 10 passes:
+# the sustained read rate the decode step is limited by. -ffast-math lets the sums vectorise (their value is
+# irrelevant). The machine is shared: a busy neighbour halves this (measured 10 vs 17-20 GB/s here), so it is
+# measured again before each model and the best is used.
+measure_bandwidth() {
+    local src=$DIR/membw.c bin=$DIR/membw
+    cat > "$src" <<'CEOF'
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#define N (1L << 27) /* 128 Mi doubles = 1 GiB */
+static double *buf;
+static int nthreads;
+static double sums[64];
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
+static void *reader(void *arg) {
+    long id = (long)arg, lo = N / nthreads * id, hi = N / nthreads * (id + 1);
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (long i = lo; i < hi; i += 4) { s0 += buf[i]; s1 += buf[i + 1]; s2 += buf[i + 2]; s3 += buf[i + 3]; }
+    sums[id] = s0 + s1 + s2 + s3;
+    return NULL;
+}
+int main(int argc, char **argv) {
+    nthreads = argc > 1 ? atoi(argv[1]) : 1;
+    if (nthreads < 1 || nthreads > 64 || !(buf = malloc(N * sizeof *buf))) return 1;
+    for (long i = 0; i < N; i++) buf[i] = (double)(i & 7);
+    double best = 0;
+    for (int rep = 0; rep < 10; rep++) {
+        pthread_t th[64];
+        double t0 = now();
+        for (long t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, reader, (void *)t);
+        for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
+        double gbs = N * sizeof *buf / (now() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    double total = 0;
+    for (int t = 0; t < nthreads; t++) total += sums[t];
+    printf("%.2f\n", total < 0 ? 0 : best); /* uses the sums so the loop is not optimised away */
+    return 0;
+}
+CEOF
+    [ -x "$bin" ] && [ "$bin" -nt "$src" ] || cc -O3 -march=native -ffast-math -pthread "$src" -o "$bin"
+    "$bin" "$THREADS" >> "$DIR/bandwidth.txt"
+    echo "memory read bandwidth, $THREADS threads: $(tail -n 1 "$DIR/bandwidth.txt") GB/s" >&2
+}
+: > "$DIR/bandwidth.txt"
+
+# ---------------------------------------------------------------- models and GGUFs
+make_models() { # $1 = model name
+    local m=$1 d=$DIR/$1
+    if [ ! -f "$d/.done" ]; then
+        rm -rf "$d"
+        "$PY" bench/make_bench_model.py "$m" "$d" > "$d.params.json"
+        touch "$d/.done"
+    fi
+    cat "$d.params.json"
+    # $g.writer says who wrote a GGUF: one written by llama.cpp's converter before `moec convert` existed is
+    # rewritten by moec once it does
+    local t g have_moec=1 jobs=() probe
+    probe=$(./build/moec convert 2>&1 || true)
+    case $probe in *"unknown command"*) have_moec=0 ;; esac
+    for t in $TYPES; do
+        g=$DIR/$m.$t.gguf
+        if [ -f "$g" ] && { [ $have_moec = 0 ] || [ "$(cat "$g.writer" 2>/dev/null)" = moec ]; }; then continue; fi
+        rm -f "$g" "$g.writer"
+        if [ $have_moec = 1 ]; then
+            ./build/moec convert --to gguf --type "$t" --model "$d" --out "$g" >&2
+            echo moec > "$g.writer"
+        else
+            jobs+=("$d,$g,$t")
+        fi
+    done
+    if [ ${#jobs[@]} -gt 0 ]; then
+        echo "moec convert does not exist yet: llama.cpp's converter writes ${jobs[*]}" >&2
+        MOEC_PYTHON=$PY bash scripts/llama_cpp.sh convert "${jobs[@]}" > "$DIR/convert.log" 2>&1 ||
+            { tail -n 20 "$DIR/convert.log" >&2; return 1; }
+        for t in $TYPES; do [ -f "$DIR/$m.$t.gguf.writer" ] || echo llama.cpp > "$DIR/$m.$t.gguf.writer"; done
+    fi
+}
+
+# ---------------------------------------------------------------- llama.cpp
+llama_bench() { # $1 = model, $2 = type: appends {"impl": "llama.cpp", "test": "pp512"|"tg128", "samples_ts": [...]}
+    local g=$DIR/$1.$2.gguf
+    "$LLAMA/build/bin/llama-bench" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$ROUNDS" -o jsonl 2>/dev/null |
+        "$PY" -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    test = "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
+    print(json.dumps({"model": sys.argv[1], "type": sys.argv[2], "impl": "llama.cpp", "test": test,
+                      "samples_ts": r["samples_ts"], "gguf_by": sys.argv[3]}))' "$1" "$2" "$(cat "$g.writer")" >> "$RESULTS"
+}
+
+# ---------------------------------------------------------------- moec
+# moec runs its own formats of the same weights: fp8 E4M3 with per-row scales (`moec quantize --to fp8`) against
+# llama.cpp's Q8_0, bf16 against llama.cpp's f16 — both 8-bit and both 16-bit, from the same f32/bf16 model
+# directory. build/bench/bench_infer measures pp (one prefill of PP tokens from an empty cache) and tg (TG decode
+# steps after a 1-token context), as llama-bench does, ROUNDS repetitions after a warm-up.
+moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with
+    local m=$1 t=$2 mt d
+    case $t in q8_0) mt=fp8 ;; f16|bf16) mt=bf16 ;; *) mt=f32 ;; esac
+    d=$DIR/$m.$mt
+    if [ "$mt" != f32 ] && [ ! -f "$d/config.json" ]; then
+        rm -rf "$d"
+        ./build/moec quantize --to "$mt" --model "$DIR/$m" --out "$d" >&2
+    fi
+    [ "$mt" = f32 ] && d=$DIR/$m
+    ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$ROUNDS" \
+        --bw-mib 256 > "$DIR/moec.$m.$mt.json"
+    "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+m, mt, vs, pp, tg = sys.argv[2:7]
+for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
+    print(json.dumps({"model": m, "type": mt, "vs": vs, "impl": "moec", "test": test, "samples_ts": r[key],
+                      "peak_rss_mb": r["peak_rss_mb"], "active_bytes": r["active_bytes_per_token"]}))
+PYEOF
+}
+
+for m in $MODELS; do
+    make_models "$m"
+    measure_bandwidth
+    for t in $TYPES; do
+        echo "benchmarking $m $t ..." >&2
+        llama_bench "$m" "$t"
+        moec_bench "$m" "$t"
+    done
+done
+
+# ---------------------------------------------------------------- table
+BW=$(sort -g "$DIR/bandwidth.txt" | tail -n 1)
+"$PY" - "$RESULTS" "$DIR" "$BW" "$THREADS" <<'PYEOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+bw, threads = float(sys.argv[3]), sys.argv[4]
+bytes_per_weight = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32,  # Q8_0: 32 int8 + one f16 scale
+                    "fp8": 1.0}  # E4M3 + one f32 scale per row of >= 512 weights (< 1 % more)
+print(f"\ninference, {threads} threads, medians of the repetitions; decode bound = weight bytes read per token / "
+      f"{bw:.1f} GB/s (best measured read bandwidth)")
+print(f"{'model':14} {'type':5} {'impl':10} {'test':>6} {'tok/s':>9} {'bound':>8} {'of bound':>8}  {'GGUF by':9} samples")
+for r in rows:
+    p = json.load(open(f"{sys.argv[2]}/{r['model']}.params.json"))
+    med = statistics.median(r["samples_ts"])
+    bound, share = "", ""
+    if r["test"].startswith("tg"):
+        b = bw * 1e9 / (p["read_params_per_token"] * bytes_per_weight[r["type"]])
+        bound, share = f"{b:8.1f}", f"{100 * med / b:7.0f}%"
+    samples = " ".join(f"{x:.1f}" for x in r["samples_ts"])
+    print(f"{r['model']:14} {r['type']:5} {r['impl']:10} {r['test']:>6} {med:9.2f} {bound:>8} {share:>8}  "
+          f"{r.get('gguf_by', ''):9} {samples}")
+print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 vs f16):")
+for r in rows:
+    if r["impl"] != "moec": continue
+    peer = [x for x in rows if x["impl"] == "llama.cpp" and x["model"] == r["model"] and x["type"] == r["vs"]
+            and x["test"] == r["test"]]
+    if peer:
+        ratio = statistics.median(r["samples_ts"]) / statistics.median(peer[0]["samples_ts"])
+        print(f"  {r['model']:14} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x   (moec peak RSS "
+              f"{r['peak_rss_mb']} MB)")
+for name in sorted({r["model"] for r in rows}):
+    p = json.load(open(f"{sys.argv[2]}/{name}.params.json"))
+    print(f"{name}: {p['params'] / 1e6:.1f}M parameters, {p['active_params'] / 1e6:.1f}M active, "
+          f"{p['read_params_per_token'] / 1e6:.1f}M read per decoded token")
+PYEOF

@@ -6,10 +6,12 @@
  *     GB/s of weight bytes streamed and the percentage of (a).
  * (c) Prefill: T = 128 and 512 on square matrices; GFLOP/s (2·T·O·I per call) against fp32 moec_gemm on the same
  *     shape (Y = X · Wᵀ with W fp32).
- * (d) With --sweep: the decode / prefill crossover, T = 1..16 with each regime forced (moec_qmat_set_decode_max).
+ * (d) With --sweep N: the decode / prefill crossover on N × N, T = 1..48 with each regime forced
+ *     (moec_qmat_set_decode_max). --skip-main skips (a)-(c).
  * Every number is the median of --reps runs after a warm-up.
  *
- * Usage: bench_qmatmul [--threads N] [--reps R] [--rows O] [--cols I] [--sweep] [--isa scalar|avx2|avx512]
+ * Usage: bench_qmatmul [--threads N] [--reps R] [--rows O] [--cols I] [--sweep N] [--skip-main]
+ *                      [--isa scalar|avx2|avx512]
  */
 #include <immintrin.h>
 #include <stdint.h>
@@ -18,26 +20,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "core/dtype.h"
 #include "core/threads.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/qmatmul.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static float frand(void) {
@@ -52,44 +39,9 @@ static int reps = 15;
 /* ---------------------------------------------------------------------------------------------------------------
  * (a) Read bandwidth */
 
-typedef struct {
-    const float *buf;
-    int64_t n;     /* floats */
-    int64_t chunk; /* floats per task index */
-    float sums[64];
-} stream_job;
-
-__attribute__((target("avx2"))) static float stream_sum(const float *p, int64_t n) {
-    __m256 a[8];
-    for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_ps();
-    for (int64_t i = 0; i + 64 <= n; i += 64)
-#pragma GCC unroll 8
-        for (int k = 0; k < 8; k++) a[k] = _mm256_add_ps(a[k], _mm256_loadu_ps(p + i + 8 * k));
-    for (int k = 1; k < 8; k++) a[0] = _mm256_add_ps(a[0], a[k]);
-    float out[8];
-    _mm256_storeu_ps(out, a[0]);
-    return out[0] + out[7];
-}
-
-static void stream_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    stream_job *j = ctx;
-    float s = 0;
-    for (int64_t c = begin; c < end; c++) s += stream_sum(j->buf + c * j->chunk, j->chunk);
-    j->sums[thread_index & 63] += s;
-}
-
 /* GB/s of a streaming read over `bytes` with the pool's threads (or 1). */
 static double read_bandwidth(const float *buf, int64_t bytes, int one_thread) {
-    stream_job j = {.buf = buf, .n = bytes / 4, .chunk = 1 << 16};
-    int64_t chunks = j.n / j.chunk;
-    double t[64];
-    for (int r = reps > 1 ? -1 : 0; r < reps; r++) { /* a warm-up run unless a single run was asked for */
-        double t0 = now_s();
-        if (one_thread) stream_task(&j, 0, chunks, 0);
-        else moec_parallel_for(chunks, 1, stream_task, &j);
-        if (r >= 0) t[r] = now_s() - t0;
-    }
-    return (double)(chunks * j.chunk * 4) / median(t, reps) * 1e-9;
+    return bench_read_bandwidth(buf, bytes, one_thread, reps);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -130,27 +82,28 @@ static double time_matmul(const moec_qmat *W, const float *Wf, int64_t O, int64_
     for (int64_t k = 0; k < T * I; k++) X[k] = frand();
     double t[64];
     for (int r = -1; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now();
         if (W) moec_qmat_matmul(Y, O, X, I, T, W);
         else moec_gemm(0, 1, T, O, I, 1.0f, X, I, Wf, I, 0.0f, Y, O);
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = bench_now() - t0;
     }
     free(X);
     free(Y);
-    return median(t, reps);
+    return bench_median(t, reps);
 }
 
 static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3};
 
 int main(int argc, char **argv) {
-    int threads = 0, sweep = 0;
+    int threads = 0, sweep = 0, skip_main = 0;
     int64_t O = 16384, I = 4096;
     for (int k = 1; k < argc; k++) {
         if (!strcmp(argv[k], "--threads") && k + 1 < argc) threads = atoi(argv[++k]);
         else if (!strcmp(argv[k], "--reps") && k + 1 < argc) reps = atoi(argv[++k]);
         else if (!strcmp(argv[k], "--rows") && k + 1 < argc) O = atoll(argv[++k]);
         else if (!strcmp(argv[k], "--cols") && k + 1 < argc) I = atoll(argv[++k]);
-        else if (!strcmp(argv[k], "--sweep")) sweep = 1;
+        else if (!strcmp(argv[k], "--sweep") && k + 1 < argc) sweep = atoi(argv[++k]);
+        else if (!strcmp(argv[k], "--skip-main")) skip_main = 1;
         else if (!strcmp(argv[k], "--isa") && k + 1 < argc) {
             const char *s = argv[++k];
             moec_gemm_isa isa = !strcmp(s, "scalar") ? MOEC_GEMM_ISA_SCALAR
@@ -161,8 +114,8 @@ int main(int argc, char **argv) {
                 return 1;
             }
         } else {
-            fprintf(stderr, "usage: bench_qmatmul [--threads N] [--reps R] [--rows O] [--cols I] [--sweep] "
-                            "[--isa scalar|avx2|avx512]\n");
+            fprintf(stderr, "usage: bench_qmatmul [--threads N] [--reps R] [--rows O] [--cols I] [--sweep N] "
+                            "[--skip-main] [--isa scalar|avx2|avx512]\n");
             return 2;
         }
     }
@@ -173,78 +126,80 @@ int main(int argc, char **argv) {
     printf("qmatmul: %d thread(s), isa %s (gemm %s), median of %d\n", threads, moec_qmat_isa_name(),
            moec_gemm_isa_name(), reps);
 
-    /* (a) */
-    int64_t bw_bytes = 512ll << 20;
-    float *buf = aligned_alloc(64, (size_t)bw_bytes);
-    for (int64_t k = 0; k < bw_bytes / 4; k++) buf[k] = 1.0f;
-    double bw1 = read_bandwidth(buf, bw_bytes, 1), bw = read_bandwidth(buf, bw_bytes, 0);
-    free(buf);
-    printf("\n(a) read bandwidth, streaming sum over 512 MiB: %.1f GB/s on 1 thread, %.1f GB/s on %d\n", bw1, bw,
-           threads);
+    if (!skip_main) {
+        /* (a) */
+        int64_t bw_bytes = 512ll << 20;
+        float *buf = aligned_alloc(64, (size_t)bw_bytes);
+        for (int64_t k = 0; k < bw_bytes / 4; k++) buf[k] = 1.0f;
+        double bw1 = read_bandwidth(buf, bw_bytes, 1), bw = read_bandwidth(buf, bw_bytes, 0);
+        free(buf);
+        printf("\n(a) read bandwidth, streaming sum over 512 MiB: %.1f GB/s on 1 thread, %.1f GB/s on %d\n", bw1, bw,
+               threads);
 
-    /* (b) Each T = 1 repetition is paired with a streaming read of as many bytes from a different buffer (both
-     * larger than L3), so that "% bw" compares the two under the same load on a shared machine. */
-    printf("\n(b) decode, W %lld x %lld; bw = streaming read of the same number of bytes, interleaved\n",
-           (long long)O, (long long)I);
-    printf("%-5s %7s %8s %10s %9s %7s %10s %10s %10s\n", "type", "MB", "T=1 ms", "T=1 GB/s", "bw GB/s", "% bw",
-           "T=2 GB/s", "T=4 GB/s", "T=8 GB/s");
-    for (size_t ti = 0; ti < 3; ti++) {
-        bench_mat b;
-        mat_make(&b, types[ti], O, I);
-        double bytes = (double)(O * I) * (double)moec_qtype_size(types[ti]);
-        float *other = aligned_alloc(64, ((size_t)bytes + 63) / 64 * 64);
-        memset(other, 0, (size_t)bytes);
-        float *X = malloc(sizeof(float) * (size_t)I), *Y = malloc(sizeof(float) * (size_t)O);
-        for (int64_t k = 0; k < I; k++) X[k] = frand();
-        double td[64], ts[64];
-        int save = reps;
-        reps = 1;
-        for (int r = -1; r < save; r++) {
-            double t0 = now_s();
-            moec_qmat_matmul(Y, O, X, I, 1, &b.m);
-            double t1 = now_s(), gbs = read_bandwidth(other, (int64_t)bytes, 0);
-            if (r >= 0) {
-                td[r] = t1 - t0;
-                ts[r] = bytes / gbs * 1e-9;
+        /* (b) Each T = 1 repetition is paired with a streaming read of as many bytes from a different buffer (both
+         * larger than L3), so that "% bw" compares the two under the same load on a shared machine. */
+        printf("\n(b) decode, W %lld x %lld; bw = streaming read of the same number of bytes, interleaved\n",
+               (long long)O, (long long)I);
+        printf("%-5s %7s %8s %10s %9s %7s %10s %10s %10s\n", "type", "MB", "T=1 ms", "T=1 GB/s", "bw GB/s", "% bw",
+               "T=2 GB/s", "T=4 GB/s", "T=8 GB/s");
+        for (size_t ti = 0; ti < 3; ti++) {
+            bench_mat b;
+            mat_make(&b, types[ti], O, I);
+            double bytes = (double)(O * I) * (double)moec_qtype_size(types[ti]);
+            float *other = aligned_alloc(64, ((size_t)bytes + 63) / 64 * 64);
+            memset(other, 0, (size_t)bytes);
+            float *X = malloc(sizeof(float) * (size_t)I), *Y = malloc(sizeof(float) * (size_t)O);
+            for (int64_t k = 0; k < I; k++) X[k] = frand();
+            double td[64], ts[64];
+            int save = reps;
+            reps = 1;
+            for (int r = -1; r < save; r++) {
+                double t0 = bench_now();
+                moec_qmat_matmul(Y, O, X, I, 1, &b.m);
+                double t1 = bench_now(), gbs = read_bandwidth(other, (int64_t)bytes, 0);
+                if (r >= 0) {
+                    td[r] = t1 - t0;
+                    ts[r] = bytes / gbs * 1e-9;
+                }
             }
+            reps = save;
+            double t1 = bench_median(td, reps), tsm = bench_median(ts, reps);
+            double t2 = time_matmul(&b.m, NULL, O, I, 2), t4 = time_matmul(&b.m, NULL, O, I, 4),
+                   t8 = time_matmul(&b.m, NULL, O, I, 8);
+            printf("%-5s %7.0f %8.2f %10.1f %9.1f %6.0f%% %10.1f %10.1f %10.1f\n", moec_qtype_name(types[ti]),
+                   bytes / 1e6, t1 * 1e3, bytes / t1 * 1e-9, bytes / tsm * 1e-9, 100 * tsm / t1, bytes / t2 * 1e-9,
+                   bytes / t4 * 1e-9, bytes / t8 * 1e-9);
+            free(other);
+            free(X);
+            free(Y);
+            mat_free(&b);
         }
-        reps = save;
-        double t1 = median(td, reps), tsm = median(ts, reps);
-        double t2 = time_matmul(&b.m, NULL, O, I, 2), t4 = time_matmul(&b.m, NULL, O, I, 4),
-               t8 = time_matmul(&b.m, NULL, O, I, 8);
-        printf("%-5s %7.0f %8.2f %10.1f %9.1f %6.0f%% %10.1f %10.1f %10.1f\n", moec_qtype_name(types[ti]),
-               bytes / 1e6, t1 * 1e3, bytes / t1 * 1e-9, bytes / tsm * 1e-9, 100 * tsm / t1, bytes / t2 * 1e-9,
-               bytes / t4 * 1e-9, bytes / t8 * 1e-9);
-        free(other);
-        free(X);
-        free(Y);
-        mat_free(&b);
-    }
 
-    /* (c) */
-    printf("\n(c) prefill, GFLOP/s (2·T·O·I per call); ratio = qmat / fp32 moec_gemm on the same shape\n");
-    printf("%-12s %5s %9s %9s %9s %9s %7s %7s %7s\n", "O x I", "T", "gemm", "f32", "bf16", "fp8", "f32", "bf16",
-           "fp8");
-    static const int64_t sq[] = {1024, 4096};
-    static const int64_t Tp[] = {128, 512};
-    for (size_t si = 0; si < 2; si++) {
-        int64_t n = sq[si];
-        bench_mat b[3];
-        for (size_t ti = 0; ti < 3; ti++) mat_make(&b[ti], types[ti], n, n);
-        for (size_t k = 0; k < 2; k++) {
-            int64_t T = Tp[k];
-            double flops = 2.0 * (double)T * (double)n * (double)n;
-            double g = flops / time_matmul(NULL, b[0].data, n, n, T) * 1e-9, q[3];
-            for (size_t ti = 0; ti < 3; ti++) q[ti] = flops / time_matmul(&b[ti].m, NULL, n, n, T) * 1e-9;
-            printf("%5lld x %-5lld %5lld %9.1f %9.1f %9.1f %9.1f %6.0f%% %6.0f%% %6.0f%%\n", (long long)n,
-                   (long long)n, (long long)T, g, q[0], q[1], q[2], 100 * q[0] / g, 100 * q[1] / g, 100 * q[2] / g);
+        /* (c) */
+        printf("\n(c) prefill, GFLOP/s (2·T·O·I per call); ratio = qmat / fp32 moec_gemm on the same shape\n");
+        printf("%-12s %5s %9s %9s %9s %9s %7s %7s %7s\n", "O x I", "T", "gemm", "f32", "bf16", "fp8", "f32", "bf16",
+               "fp8");
+        static const int64_t sq[] = {1024, 4096};
+        static const int64_t Tp[] = {128, 512};
+        for (size_t si = 0; si < 2; si++) {
+            int64_t n = sq[si];
+            bench_mat b[3];
+            for (size_t ti = 0; ti < 3; ti++) mat_make(&b[ti], types[ti], n, n);
+            for (size_t k = 0; k < 2; k++) {
+                int64_t T = Tp[k];
+                double flops = 2.0 * (double)T * (double)n * (double)n;
+                double g = flops / time_matmul(NULL, b[0].data, n, n, T) * 1e-9, q[3];
+                for (size_t ti = 0; ti < 3; ti++) q[ti] = flops / time_matmul(&b[ti].m, NULL, n, n, T) * 1e-9;
+                printf("%5lld x %-5lld %5lld %9.1f %9.1f %9.1f %9.1f %6.0f%% %6.0f%% %6.0f%%\n", (long long)n,
+                       (long long)n, (long long)T, g, q[0], q[1], q[2], 100 * q[0] / g, 100 * q[1] / g, 100 * q[2] / g);
+            }
+            for (size_t ti = 0; ti < 3; ti++) mat_free(&b[ti]);
         }
-        for (size_t ti = 0; ti < 3; ti++) mat_free(&b[ti]);
     }
 
     /* (d) */
     if (sweep) {
-        int64_t n = 4096;
+        int64_t n = sweep;
         printf("\n(d) crossover on %lld x %lld: ms per call, decode forced / prefill forced\n", (long long)n,
                (long long)n);
         printf("%4s", "T");
@@ -252,7 +207,9 @@ int main(int argc, char **argv) {
         printf("\n");
         bench_mat b[3];
         for (size_t ti = 0; ti < 3; ti++) mat_make(&b[ti], types[ti], n, n);
-        for (int64_t T = 1; T <= 16; T++) {
+        static const int64_t sweep_T[] = {1, 2, 4, 8, 12, 16, 24, 32, 48};
+        for (size_t k = 0; k < sizeof sweep_T / sizeof *sweep_T; k++) {
+            int64_t T = sweep_T[k];
             printf("%4lld", (long long)T);
             for (size_t ti = 0; ti < 3; ti++) {
                 moec_qmat_set_decode_max(types[ti], 1 << 30);

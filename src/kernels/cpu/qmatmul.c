@@ -3,10 +3,12 @@
  * The SIMD kernels live in qmatmul_avx2.c and qmatmul_avx512.c; this file splits the work over the output rows and
  * picks the kernel table (see qmatmul.h for the contract and the two regimes).
  *
- * Crossover (measured on a 2-core Zen 3, 4096 × 4096, see bench/bench_qmatmul.c): the decode path streams each
- * weight once per call and is bound by memory bandwidth at T = 1; its cost grows with T once the FMAs, not the
- * bytes, dominate, while the prefill path pays a fixed dequantisation per weight and then runs the fp32 GEMM at
- * near its peak. DECODE_MAX_* are the largest T where decode was still at least as fast.
+ * Crossover (measured with bench_qmatmul --sweep on the 2-core Zen 3 development VM, 1024² and 4096², noisy): the
+ * decode path streams each weight once per call and is bound by memory bandwidth at T = 1; its cost grows with T
+ * once the FMAs dominate. The prefill path pays a fixed cost per call (writing and re-reading an fp32 copy of W,
+ * packing it inside moec_gemm — about 20 ms for 4096² here, more than decode at T = 1..24) and then runs the GEMM
+ * at near its peak. Decode was faster up to T = 24 for every type and up to T = 32 for bf16 / E4M3; the two were
+ * about even at T = 48. DECODE_MAX_* are set from that.
  *
  * Scratch for the prefill path: one fp32 buffer per thread (thread-local, grown on demand, never shrunk), holding one
  * block of dequantised weight rows. Every buffer is also linked into a global list so that moec_qmat_release can
@@ -24,12 +26,14 @@
 #include "io/safetensors.h"
 #include "kernels/cpu/qmatmul_kernels.h"
 
-#define DECODE_MAX_F32 8
-#define DECODE_MAX_BF16 8
-#define DECODE_MAX_F8 8
+#define DECODE_MAX_F32 24
+#define DECODE_MAX_BF16 32
+#define DECODE_MAX_F8 32
 
 /* Prefill block: as many rows as fit PREFILL_BLOCK_BYTES of fp32 (a multiple of 16 rows, 16..256). Each block costs
- * a repacking of X inside moec_gemm, so blocks should be large; they should also fit in L3 with room to spare. */
+ * a repacking of X inside moec_gemm, so blocks should be large; they should also fit in L3 with room to spare.
+ * f32 weights take the same path without the copy (moec_gemm on the block in place): measured 1.05-1.5x faster than
+ * one moec_gemm over the whole matrix at T = 128..512 on 4096², whose packed B panel outgrows L2 at small M. */
 #define PREFILL_BLOCK_BYTES (2u << 20)
 #define PREFILL_BLOCK_MIN 16
 #define PREFILL_BLOCK_MAX 256
@@ -282,6 +286,10 @@ static void prefill_task(void *ctx, int64_t begin, int64_t end, int thread_index
 
 void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W) {
     if (T <= 0 || W->rows <= 0) return;
+    if (W->cols <= 0) { /* an empty sum (moec_qmat_check rejects such a matrix; stay defined anyway) */
+        for (int64_t t = 0; t < T; t++) memset(Y + t * ldy, 0, sizeof(float) * (size_t)W->rows);
+        return;
+    }
     qmat_job j = {.k = kernels(), .W = W, .X = X, .Y = Y, .ldx = ldx, .ldy = ldy, .T = T};
     const int threads = moec_threads_count();
     if (T <= moec_qmat_decode_max(W->type)) {

@@ -30,7 +30,6 @@
 #include "kernels/cpu/qmatmul_kernels.h"
 
 #define TARGET __attribute__((target("avx2,fma")))
-int qmat_pf_dist = 0;
 #define INLINE static inline __attribute__((always_inline))
 
 /* One weight element for the column tails: f32 / bf16 exact, E4M3 as its value (NaN codes as ±480) — the vector
@@ -96,8 +95,17 @@ TARGET INLINE void dot_tile(moec_qtype type, int R, int NT, const moec_qmat *W, 
         for (int t = 0; t < NT; t++) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= cols; i += 16) {
-        if (R == QMAT_DECODE_ROWS && qmat_pf_dist > 0)
-            for (size_t k = 0; k < es; k++) __builtin_prefetch(w + (size_t)(R * i) * es + qmat_pf_dist + 64 * k, 0, 0);
+        /* Rows of a 4096-wide E4M3 matrix are one 4 KB page each, and the hardware prefetchers stop at page
+         * boundaries: fetch the next group's rows (at this column, 4 lines ahead), one line per row per 64 bytes
+         * consumed. Measured +40% for E4M3 and bf16 at T = 1 from DRAM. (Past the last row this only prefetches
+         * addresses that are never read; a prefetch does not fault.) */
+        if (R == QMAT_DECODE_ROWS && (i * (int64_t)es) % 64 == 0) {
+            const char *next = w + (size_t)R * (size_t)cols * es + (size_t)i * es + 256;
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                for (size_t k = 0; k < (es + 3) / 4; k++)
+                    __builtin_prefetch(next + (size_t)r * (size_t)cols * es + 64 * k, 0, 3);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m256 lo, hi;

@@ -111,7 +111,7 @@ typedef struct {
 } attn_args;
 
 /* dot of two Dh-vectors with 8 independent partial sums, which the compiler vectorises without reassociating */
-static float dot8(const float *a, const float *b, int64_t n) {
+static inline __attribute__((always_inline)) float dot8(const float *a, const float *b, int64_t n) {
     float acc[8] = {0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -124,7 +124,7 @@ static float dot8(const float *a, const float *b, int64_t n) {
 /* One task = one query head of a block of consecutive rows of one sequence (positions p0 .. p0+nr-1):
  * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block. A single row (decode)
  * uses dot products; a block uses two GEMMs (scores, then output), which is what makes prefill fast. */
-static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
+static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0, int64_t t1, int thread) {
     const attn_args *a = p;
     moec_session *s = a->s;
     const moec_config *c = &s->model->cfg;
@@ -168,6 +168,17 @@ static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
     }
 }
 
+/* The body compiled twice: for AVX2+FMA and for baseline x86-64 (the build has no global -march); the per-row dot
+ * products and sums are worth 8-wide vectors. attn_task picks one by the CPU. */
+__attribute__((target("avx2,fma"))) static void attn_task_avx2(void *p, int64_t t0, int64_t t1, int thread) {
+    attn_body(p, t0, t1, thread);
+}
+static void attn_task_base(void *p, int64_t t0, int64_t t1, int thread) { attn_body(p, t0, t1, thread); }
+static moec_task_fn attn_task_for_cpu(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? attn_task_avx2 : attn_task_base;
+}
+
 /* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads. */
 static int64_t attn_plan(moec_session *s, int64_t n, const int32_t *slots) {
     const int64_t H = s->model->cfg.n_heads;
@@ -207,15 +218,24 @@ static void moe_forward(moec_session *s, const moec_infer_layer *L, int64_t n) {
     for (int e = E; e > 0; e--) start[e] = start[e - 1];
     start[0] = 0;
     for (int64_t at = 0; at < n * K; at++) memcpy(s->xd + at * D, s->xn + (s->by_expert[at] / K) * D, (size_t)D * 4);
-    for (int e = 0; e < E; e++) {
-        const int64_t r0 = start[e], cnt = start[e + 1] - r0;
-        if (cnt == 0) continue; /* an expert nobody chose is never read */
-        const moec_qmat *w = L->experts + 3 * e;
-        float *h1 = s->h1 + r0 * F, *h3 = s->h3 + r0 * F;
-        moec_qmat_matmul(h1, F, s->xd + r0 * D, D, cnt, &w[0]);
-        moec_qmat_matmul(h3, F, s->xd + r0 * D, D, cnt, &w[1]);
-        moec_swiglu_forward(h1, h1, h3, cnt, F);
-        moec_qmat_matmul(s->yd + r0 * D, D, h1, F, cnt, &w[2]);
+    /* the chosen experts in batches: their gate and up projections as one parallel loop, then their down
+     * projections as another (an expert nobody chose is never read) */
+    for (int e0 = 0; e0 < E;) {
+        moec_qmat_op up[32], down[16];
+        int nu = 0, nd = 0, e = e0;
+        for (; e < E && nd < 16; e++) {
+            const int64_t r0 = start[e], cnt = start[e + 1] - r0;
+            if (cnt == 0) continue;
+            const moec_qmat *w = L->experts + 3 * e;
+            up[nu++] = (moec_qmat_op){s->h1 + r0 * F, F, s->xd + r0 * D, D, cnt, &w[0]};
+            up[nu++] = (moec_qmat_op){s->h3 + r0 * F, F, s->xd + r0 * D, D, cnt, &w[1]};
+            down[nd++] = (moec_qmat_op){s->yd + r0 * D, D, s->h1 + r0 * F, F, cnt, &w[2]};
+        }
+        e0 = e;
+        if (nd == 0) continue;
+        moec_qmat_matmul_many(up, nu);
+        for (int i = 0; i < nd; i++) moec_swiglu_forward(up[2 * i].Y, up[2 * i].Y, up[2 * i + 1].Y, down[i].T, F);
+        moec_qmat_matmul_many(down, nd);
     }
     /* combine in slot order k = 0..K-1 (fixed order: deterministic) */
     for (int64_t i = 0; i < n; i++) {
@@ -231,8 +251,8 @@ static void moe_forward(moec_session *s, const moec_infer_layer *L, int64_t n) {
 static void dense_ffn(moec_session *s, const moec_infer_layer *L, int64_t n) {
     const moec_config *c = &s->model->cfg;
     const int64_t D = c->hidden, F = c->ffn_dim;
-    moec_qmat_matmul(s->h1, F, s->xn, D, n, &L->w1);
-    moec_qmat_matmul(s->h3, F, s->xn, D, n, &L->w3);
+    const moec_qmat_op up[2] = {{s->h1, F, s->xn, D, n, &L->w1}, {s->h3, F, s->xn, D, n, &L->w3}};
+    moec_qmat_matmul_many(up, 2);
     moec_swiglu_forward(s->h1, s->h1, s->h3, n, F);
     moec_qmat_matmul(s->tmp, D, s->h1, F, n, &L->w2);
     add_rows(s->x, s->tmp, n * D);
@@ -269,12 +289,13 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
     }
     for (int64_t i = 0; i < n; i++) moec_qmat_row(s->x + i * D, &m->tok_emb, tokens[i]);
     const int64_t n_attn_tasks = attn_plan(s, n, slots);
+    const moec_task_fn attn_task = attn_task_for_cpu();
     for (int l = 0; l < c->n_layers; l++) {
         const moec_infer_layer *L = &m->layers[l];
         moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->attn_norm, n, D, c->norm_eps);
-        moec_qmat_matmul(s->q, HD, s->xn, D, n, &L->wq);
-        moec_qmat_matmul(s->k, GD, s->xn, D, n, &L->wk);
-        moec_qmat_matmul(s->v, GD, s->xn, D, n, &L->wv);
+        const moec_qmat_op qkv[3] = {{s->q, HD, s->xn, D, n, &L->wq}, {s->k, GD, s->xn, D, n, &L->wk},
+                                     {s->v, GD, s->xn, D, n, &L->wv}};
+        moec_qmat_matmul_many(qkv, 3);
         add_bias(s->q, L->bq, n, HD);
         add_bias(s->k, L->bk, n, GD);
         add_bias(s->v, L->bv, n, GD);

@@ -308,6 +308,47 @@ void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_
     moec_parallel_for((W->rows + block - 1) / block, 1, prefill_task, &j);
 }
 
+#define MANY_MAX 64
+
+typedef struct {
+    const qmat_kernels *k;
+    const moec_qmat_op *ops;
+    int n;
+    int64_t first[MANY_MAX + 1]; /* ops[i] owns global groups first[i] .. first[i+1] */
+} many_job;
+
+static void many_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const many_job *j = ctx;
+    for (int i = 0; i < j->n && begin < end; i++) {
+        const int64_t g0 = j->first[i], g1 = j->first[i + 1];
+        if (end <= g0 || begin >= g1) continue;
+        const int64_t a = (begin > g0 ? begin : g0) - g0, b = (end < g1 ? end : g1) - g0;
+        const moec_qmat_op *op = &j->ops[i];
+        const int64_t o1 = b * QMAT_DECODE_ROWS < op->W->rows ? b * QMAT_DECODE_ROWS : op->W->rows;
+        j->k->dot(op->W, a * QMAT_DECODE_ROWS, o1, op->X, op->ldx, op->T, op->Y, op->ldy);
+    }
+}
+
+void moec_qmat_matmul_many(const moec_qmat_op *ops, int n) {
+    int all_decode = n <= MANY_MAX;
+    for (int i = 0; i < n && all_decode; i++)
+        all_decode = ops[i].T > 0 && ops[i].W->rows > 0 && ops[i].W->cols > 0 &&
+                     ops[i].T <= moec_qmat_decode_max(ops[i].W->type);
+    if (!all_decode) {
+        for (int i = 0; i < n; i++) moec_qmat_matmul(ops[i].Y, ops[i].ldy, ops[i].X, ops[i].ldx, ops[i].T, ops[i].W);
+        return;
+    }
+    many_job j = {.k = kernels(), .ops = ops, .n = n};
+    int64_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        j.first[i + 1] = j.first[i] + (ops[i].W->rows + QMAT_DECODE_ROWS - 1) / QMAT_DECODE_ROWS;
+        bytes += ops[i].W->rows * ops[i].W->cols * (int64_t)moec_qtype_size(ops[i].W->type) * ops[i].T;
+    }
+    const int64_t groups = j.first[n], per_group = bytes / (groups > 0 ? groups : 1);
+    const int64_t grain = DECODE_GRAIN_BYTES / (per_group > 0 ? per_group : 1);
+    moec_parallel_for(groups, grain > 1 ? grain : 1, many_task, &j);
+}
+
 void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
     size_t k = (size_t)r * (size_t)W->cols;
     switch (W->type) {

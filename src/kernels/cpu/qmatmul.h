@@ -51,6 +51,20 @@ moec_status moec_qmat_check(const moec_qmat *W);
 /* Y[t, o] = Σ_i X[t, i] · W[o, i] for t < T, o < O; Y is overwritten (never read). T == 0 does nothing. */
 void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W);
 
+/* Several independent products Y_i = X_i · W_iᵀ (each with its own T_i rows), e.g. q/k/v of one input, or the
+ * gate/up projections of every expert chosen in a decode step. When every one takes the decode path they run as
+ * ONE parallel loop over all their weight rows — one thread hand-off instead of n, and the threads stay busy
+ * across matrix boundaries; otherwise they run one after the other. Results equal n moec_qmat_matmul calls. */
+typedef struct {
+    float *Y;
+    int64_t ldy;
+    const float *X;
+    int64_t ldx;
+    int64_t T;
+    const moec_qmat *W;
+} moec_qmat_op;
+void moec_qmat_matmul_many(const moec_qmat_op *ops, int n);
+
 /* Row r of W dequantised into out[cols] (the lookup of a quantised embedding table). Exact: out equals the
  * decoders of io/safetensors.h times the row's scale (one fp32 multiplication). */
 void moec_qmat_row(float *out, const moec_qmat *W, int64_t r);

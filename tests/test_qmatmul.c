@@ -279,6 +279,44 @@ static void test_nested_and_release(void) {
     mat_free(&t);
 }
 
+/* moec_qmat_matmul_many == one moec_qmat_matmul per product, bit for bit: three types, different shapes and row
+ * counts in one call (decode path), and one product past the decode threshold (sequential fallback). */
+static void test_many(void) {
+    test_mat m[4];
+    mat_make(&m[0], MOEC_QT_F32, 37, 70);
+    mat_make(&m[1], MOEC_QT_BF16, 130, 64);
+    mat_make(&m[2], MOEC_QT_F8E4M3, 9, 300);
+    mat_make(&m[3], MOEC_QT_BF16, 50, 64);
+    const int64_t T[4] = {1, 3, 2, moec_qmat_decode_max(MOEC_QT_BF16) + 5};
+    float *X[4], *Y[4], *R[4];
+    moec_qmat_op ops[4];
+    for (int k = 0; k < 4; k++) {
+        const int64_t n_x = T[k] * m[k].m.cols, n_y = T[k] * m[k].m.rows;
+        X[k] = malloc(sizeof(float) * (size_t)n_x);
+        Y[k] = malloc(sizeof(float) * (size_t)n_y);
+        R[k] = malloc(sizeof(float) * (size_t)n_y);
+        for (int64_t i = 0; i < n_x; i++) X[k][i] = frand();
+        moec_qmat_matmul(R[k], m[k].m.rows, X[k], m[k].m.cols, T[k], &m[k].m);
+        ops[k] = (moec_qmat_op){Y[k], m[k].m.rows, X[k], m[k].m.cols, T[k], &m[k].m};
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        moec_threads_init(threads);
+        int same = 1;
+        moec_qmat_matmul_many(ops, 3);
+        for (int k = 0; k < 3; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
+        moec_qmat_matmul_many(ops, 4);
+        for (int k = 0; k < 4; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
+        check(same, "many: 3 products (f32/bf16/fp8, T 1/3/2) in one loop, and with a prefill-size one, == single "
+                    "calls bit for bit (%d thread(s))", threads);
+    }
+    for (int k = 0; k < 4; k++) {
+        free(X[k]);
+        free(Y[k]);
+        free(R[k]);
+        mat_free(&m[k]);
+    }
+}
+
 static void test_check(void) {
     uint8_t q[4] = {0};
     float s = 1;
@@ -321,6 +359,7 @@ int main(void) {
     moec_qmat_set_isa(MOEC_GEMM_ISA_AUTO);
     moec_gemm_set_isa(MOEC_GEMM_ISA_AUTO);
     test_nested_and_release();
+    test_many();
     moec_threads_shutdown();
     moec_qmat_release();
     printf("%d passed, %d failed\n", passed, failed);

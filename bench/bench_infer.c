@@ -9,18 +9,46 @@
  * bandwidth measured in the same process, the decode bound bandwidth / bytes-per-token, and peak RSS (the
  * weights are mapped, so RSS counts the pages actually touched).
  *
- *   bench_infer --model DIR [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024]
+ *   bench_infer --model DIR [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024] [--copy 1]
  * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
  * which random weights spread evenly). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include "bench_util.h"
 #include "core/threads.h"
 #include "infer/engine.h"
+
+/* --copy 1: every matrix copied into anonymous memory with transparent huge pages requested, to measure what the
+ * file mapping's 4 KB pages cost (TLB misses while streaming weights). The copies are leaked at exit. */
+static void copy_to_hugepages(moec_qmat *q) {
+    const size_t n = (size_t)(q->rows * q->cols) * moec_qtype_size(q->type), align = (size_t)2 << 20;
+    void *p = aligned_alloc(align, (n + align - 1) / align * align);
+    if (!p) return;
+    madvise(p, (n + align - 1) / align * align, MADV_HUGEPAGE);
+    memcpy(p, q->data, n);
+    q->data = p;
+}
+
+static void copy_model(moec_infer_model *m) {
+    const moec_config *c = &m->cfg;
+    const int tied = m->lm_head.data == m->tok_emb.data;
+    copy_to_hugepages(&m->tok_emb);
+    if (tied) m->lm_head = m->tok_emb;
+    else copy_to_hugepages(&m->lm_head);
+    for (int l = 0; l < c->n_layers; l++) {
+        moec_infer_layer *L = &m->layers[l];
+        moec_qmat *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2, &L->router};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+            if (mats[i]->data) copy_to_hugepages(mats[i]);
+        if (c->is_moe_layer[l])
+            for (int e = 0; e < 3 * c->moe.n_experts; e++) copy_to_hugepages(&L->experts[e]);
+    }
+}
 
 static int argmax(const float *v, int n) {
     int b = 0;
@@ -31,7 +59,7 @@ static int argmax(const float *v, int n) {
 
 int main(int argc, char **argv) {
     const char *model = NULL;
-    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024;
+    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--pp")) pp = atoi(argv[i + 1]);
@@ -40,6 +68,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bw-mib")) bw_mib = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--copy")) copy = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "bench_infer: unknown flag %s\n", argv[i]);
             return 2;
@@ -55,6 +84,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_infer: %s\n", moec_error_message());
         return 1;
     }
+    if (copy) copy_model(&m);
     const int V = m.cfg.vocab_size, ctx = pp + tg + 2 <= m.cfg.max_seq ? pp + tg + 2 : m.cfg.max_seq;
     const int64_t block = pp < 512 ? pp : 512, rows = block > batch ? block : batch;
     moec_session s;

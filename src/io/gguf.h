@@ -59,6 +59,12 @@ const char *moec_ggml_type_name(moec_ggml_type t);
 /* Values per block and bytes per block (1 and the element size for plain types); 0 and 0 if unknown. */
 int moec_ggml_type_block(moec_ggml_type t, size_t *block_bytes);
 const char *moec_gguf_kv_type_name(moec_gguf_kv_type t);
+/* Bytes of one value of a fixed-size KV type (0 for string, array or an unknown type). */
+size_t moec_gguf_kv_type_size(moec_gguf_kv_type t);
+
+/* The spec caps keys at 65535 bytes; moec applies the same cap to tensor names when reading (llama.cpp's own
+ * cap, 63, is enforced only by the writer so that files of other tools still open). */
+#define MOEC_GGUF_MAX_KEY 65535u
 
 /* ---- reader ---- */
 typedef struct {

@@ -25,19 +25,7 @@
 #include "io/safetensors.h"
 #include "test_util.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(int ok, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%s ", ok ? "ok  " : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    if (ok) passed++;
-    else failed++;
-}
+#include "test_check.h"
 
 static uint64_t rng = 0x243f6a8885a308d3ull;
 static uint32_t rand32(void) {

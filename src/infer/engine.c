@@ -99,10 +99,6 @@ static void add_bias(float *y, const float *b, int64_t n, int64_t w) {
         for (int64_t j = 0; j < w; j++) y[i * w + j] += b[j];
 }
 
-static void add_rows(float *x, const float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
-}
-
 /* ---------------------------------------------------------------- attention over the cache */
 typedef struct {
     moec_session *s;
@@ -255,7 +251,7 @@ static void dense_ffn(moec_session *s, const moec_infer_layer *L, int64_t n) {
     moec_qmat_matmul_many(up, 2);
     moec_swiglu_forward(s->h1, s->h1, s->h3, n, F);
     moec_qmat_matmul(s->tmp, D, s->h1, F, n, &L->w2);
-    add_rows(s->x, s->tmp, n * D);
+    moec_add_inplace(s->x, s->tmp, n * D);
 }
 
 moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *tokens, const int32_t *slots,
@@ -311,7 +307,7 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
         attn_args aa = {.s = s, .slots = slots, .layer = l};
         moec_parallel_for(n_attn_tasks, 1, attn_task, &aa);
         moec_qmat_matmul(s->tmp, D, s->att, HD, n, &L->wo);
-        add_rows(s->x, s->tmp, n * D);
+        moec_add_inplace(s->x, s->tmp, n * D);
         moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->ffn_norm, n, D, c->norm_eps);
         if (c->is_moe_layer[l]) moe_forward(s, L, n);
         else dense_ffn(s, L, n);

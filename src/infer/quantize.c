@@ -1,7 +1,6 @@
 /* quantize.c — `moec quantize` (see quantize.h). */
 #include "infer/quantize.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -109,32 +108,17 @@ static moec_status write_weights(const char *path, const moec_param_table *t, co
 
 /* config.json as moec writes it, plus the quantization_config of a channel-wise FP8 checkpoint. */
 static moec_status write_config(const char *path, const moec_config *c, moec_qtype to) {
-    MOEC_TRY(moec_config_save_json(c, path));
-    char *text;
-    size_t len;
-    MOEC_TRY(moec_read_file(path, &text, &len, (size_t)16 << 20));
-    cJSON *o = cJSON_Parse(text);
-    free(text);
-    if (!o) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: cannot re-read the config just written", path);
-    cJSON_DeleteItemFromObject(o, "torch_dtype");
-    cJSON_AddStringToObject(o, "torch_dtype", to == MOEC_QT_BF16 ? "bfloat16" : "float32");
-    if (to == MOEC_QT_F8E4M3) {
-        const char *q = "{\"quant_method\": \"compressed-tensors\", \"format\": \"float-quantized\","
-                        " \"quantization_status\": \"compressed\","
-                        " \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"input_activations\": null,"
-                        " \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"channel\","
-                        " \"symmetric\": true, \"dynamic\": false}}},"
-                        " \"ignore\": [\"re:.*block_sparse_moe.gate$\"],"
-                        " \"moec_scale_tensor\": \"<weight name>_scale, F32 [rows, 1]\"}";
-        cJSON *qc = cJSON_Parse(q);
-        if (qc) cJSON_AddItemToObject(o, "quantization_config", qc);
-    }
-    char *out = cJSON_Print(o);
-    cJSON_Delete(o);
-    if (!out) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
-    moec_status st = moec_write_file_atomic(path, out, strlen(out));
-    free(out);
-    return st;
+    static const char fp8_config[] =
+        "{\"quant_method\": \"compressed-tensors\", \"format\": \"float-quantized\","
+        " \"quantization_status\": \"compressed\","
+        " \"config_groups\": {\"group_0\": {\"targets\": [\"Linear\"], \"input_activations\": null,"
+        " \"weights\": {\"num_bits\": 8, \"type\": \"float\", \"strategy\": \"channel\","
+        " \"symmetric\": true, \"dynamic\": false}}},"
+        " \"ignore\": [\"re:.*block_sparse_moe.gate$\"],"
+        " \"moec_scale_tensor\": \"<weight name>_scale, F32 [rows, 1]\"}";
+    const char *extra[] = {"torch_dtype", to == MOEC_QT_BF16 ? "\"bfloat16\"" : "\"float32\"",
+                           "quantization_config", fp8_config};
+    return moec_config_save_json_with(c, path, extra, to == MOEC_QT_F8E4M3 ? 2 : 1);
 }
 
 moec_status moec_quantize_model(const char *in_dir, const char *out_dir, moec_qtype to) {

@@ -64,6 +64,10 @@ int moec_config_n_moe_layers(const moec_config *c);
  * extras. Writing is atomic. */
 moec_status moec_config_load_json(moec_config *c, const char *path);
 moec_status moec_config_save_json(const moec_config *c, const char *path);
+/* The same, plus n_extra (key, JSON value text) pairs in extra_kv[2i], extra_kv[2i+1] that are added to the object
+ * or replace moec's own value of that key (e.g. a quantised copy's "quantization_config" and "torch_dtype"). */
+moec_status moec_config_save_json_with(const moec_config *c, const char *path, const char *const *extra_kv,
+                                       int n_extra);
 /* Parse from an in-memory JSON text (used by load_json and tests). */
 moec_status moec_config_parse_json(moec_config *c, const char *text, const char *origin);
 

@@ -334,6 +334,11 @@ static double float_for_json(float f) {
 #define ADD_STR(obj, key, v) ok = ok && cJSON_AddStringToObject((obj), (key), (v))
 
 moec_status moec_config_save_json(const moec_config *c, const char *path) {
+    return moec_config_save_json_with(c, path, NULL, 0);
+}
+
+moec_status moec_config_save_json_with(const moec_config *c, const char *path, const char *const *extra_kv,
+                                       int n_extra) {
     MOEC_TRY(moec_config_validate(c));
     const moec_moe_config *m = &c->moe;
     const int moe = m->n_experts > 0;
@@ -392,6 +397,15 @@ moec_status moec_config_save_json(const moec_config *c, const char *path) {
         ADD_FLT(o, "moe_aux_xi", m->alpha_xi);
         ADD_FLT(o, "moe_aux_alpha_max", m->alpha_max);
         ADD_FLT(o, "moe_aux_beta", m->alpha_beta);
+    }
+    for (int i = 0; ok && i < n_extra; i++) {
+        cJSON *v = cJSON_Parse(extra_kv[2 * i + 1]);
+        if (!v) {
+            cJSON_Delete(o);
+            return MOEC_ERR(MOEC_ERR_ARG, "%s: extra config key '%s' is not valid JSON", path, extra_kv[2 * i]);
+        }
+        if (cJSON_GetObjectItemCaseSensitive(o, extra_kv[2 * i])) cJSON_ReplaceItemInObjectCaseSensitive(o, extra_kv[2 * i], v);
+        else cJSON_AddItemToObject(o, extra_kv[2 * i], v);
     }
     char *text = ok ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);

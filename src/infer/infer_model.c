@@ -2,7 +2,6 @@
  * (see infer_model.h). */
 #include "infer/infer_model.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,19 +64,12 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
         q->data = t->data;
         m->mapped_bytes += n * 2;
     } else if (p->ndim == 2 && t->dtype == MOEC_ST_F8_E4M3) {
-        char sname[MOEC_PARAM_NAME_MAX + 16];
-        moec_fp8_scale_name(sname, sizeof sname, p->name);
         const moec_st_tensor *sc;
-        MOEC_TRY(moec_tensor_source_find(m->source, dir, sname, &sc, NULL));
-        if (!sc) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: FP8 tensor '%s' has no scale tensor '%s'", dir, p->name, sname);
-        if (moec_st_numel(sc) != q->rows || !(sc->ndim == 1 || (sc->ndim == 2 && sc->shape[1] == 1)))
-            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' must have shape [%lld, 1]", dir, sname, (long long)q->rows);
+        MOEC_TRY(moec_fp8_scale_find(m->source, dir, p->name, q->rows, &sc));
         const float *scale;
         if (sc->dtype == MOEC_ST_F32 && aligned(sc->data, 4)) scale = sc->data;
         else MOEC_TRY(to_f32(m, sc, q->rows, &scale));
-        for (int64_t r = 0; r < q->rows; r++)
-            if (!isfinite(scale[r]) || scale[r] < 0)
-                return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' row %lld is %g", dir, sname, (long long)r, scale[r]);
+        MOEC_TRY(moec_fp8_scale_check(dir, sc, scale, q->rows));
         q->type = MOEC_QT_F8E4M3;
         q->data = t->data;
         q->scale = scale;

@@ -215,7 +215,7 @@ int moec_path_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
-static char *path_join(const char *dir, const char *name) {
+char *moec_path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/%s", dir, name);
@@ -228,7 +228,7 @@ void moec_remove_staging_dir(const char *dir) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
             if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char *p = path_join(dir, e->d_name);
+            char *p = moec_path_join(dir, e->d_name);
             if (p) unlink(p);
             free(p);
         }

@@ -35,6 +35,9 @@ moec_status moec_mkdir_p(const char *path);
 /* 1 if path exists (any type), else 0. */
 int moec_path_exists(const char *path);
 
+/* "dir/name" in a fresh malloc'ed string (NULL when out of memory). */
+char *moec_path_join(const char *dir, const char *name);
+
 /* Copy a file of at most max_bytes, writing the copy atomically. */
 moec_status moec_copy_file(const char *from, const char *to, size_t max_bytes);
 

@@ -2,7 +2,6 @@
 #include "io/model_dir.h"
 
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +10,6 @@
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
 
-
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
 
 static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *dims) {
     size_t len = (size_t)snprintf(buf, cap, "[");
@@ -37,24 +29,16 @@ static int harmless_extra(const char *name, int tied) {
 /* An FP8 weight's fp32 values: e4m3 codes times the per-row scale of its "X.weight_scale" tensor. */
 static moec_status read_fp8_dequantized(const moec_tensor_source *s, const char *origin, const moec_param_info *p,
                                         const moec_st_tensor *t, float *out) {
-    char sname[MOEC_PARAM_NAME_MAX + 16];
-    moec_fp8_scale_name(sname, sizeof sname, p->name);
-    const moec_st_tensor *sc;
-    MOEC_TRY(moec_tensor_source_find(s, origin, sname, &sc, NULL));
     const int64_t rows = p->shape[0], cols = p->ndim == 2 ? p->shape[1] : 1;
-    if (!sc) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: FP8 tensor '%s' has no scale tensor '%s'", origin, p->name, sname);
-    if (moec_st_numel(sc) != rows || !(sc->ndim == 1 || (sc->ndim == 2 && sc->shape[1] == 1)))
-        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' must have shape [%lld, 1] (one per output row)", origin, sname,
-                        (long long)rows);
+    const moec_st_tensor *sc;
+    MOEC_TRY(moec_fp8_scale_find(s, origin, p->name, rows, &sc));
     float *scale = malloc((size_t)rows * sizeof *scale);
     if (!scale) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     moec_status st = moec_st_read_f32(sc, scale, rows);
+    if (st == MOEC_OK) st = moec_fp8_scale_check(origin, sc, scale, rows);
     if (st == MOEC_OK) st = moec_st_read_f32(t, out, p->numel);
-    for (int64_t r = 0; st == MOEC_OK && r < rows; r++) {
-        if (!isfinite(scale[r]) || scale[r] < 0)
-            st = MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' row %lld is %g", origin, sname, (long long)r, scale[r]);
+    for (int64_t r = 0; st == MOEC_OK && r < rows; r++)
         for (int64_t c = 0; c < cols; c++) out[r * cols + c] *= scale[r];
-    }
     free(scale);
     return st;
 }
@@ -127,7 +111,7 @@ static moec_status source_fill(const moec_tensor_source *s, const char *origin, 
 moec_status moec_model_dir_load(const char *dir, moec_config *cfg, moec_param_table *table, float **params) {
     *params = NULL;
     memset(table, 0, sizeof *table);
-    char *cfg_path = join(dir, "config.json");
+    char *cfg_path = moec_path_join(dir, "config.json");
     if (!cfg_path) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     moec_status st = moec_config_load_json(cfg, cfg_path);
     free(cfg_path);
@@ -231,8 +215,8 @@ moec_status moec_model_dir_save(const char *dir, const moec_config *cfg, const m
     MOEC_TRY(check_table(cfg, table));
     if (!params) return MOEC_ERR(MOEC_ERR_ARG, "%s: no parameter buffer to save", dir);
     MOEC_TRY(moec_mkdir_p(dir));
-    char *model = join(dir, "model.safetensors");
-    char *config = join(dir, "config.json");
+    char *model = moec_path_join(dir, "model.safetensors");
+    char *config = moec_path_join(dir, "config.json");
     moec_status st = MOEC_OK;
     if (!model || !config) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     /* Weights first, config last: the large write is the one likely to fail (disk full, quota), and when it

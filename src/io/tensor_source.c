@@ -2,6 +2,7 @@
 #include "io/tensor_source.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,13 +10,6 @@
 #include "io/fsutil.h"
 
 #define INDEX_MAX_BYTES ((size_t)64 << 20)
-
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
 
 /* The safetensors files a model's tensors come from: one file, or the shards of an index. */
 struct moec_tensor_source {
@@ -89,7 +83,7 @@ static moec_status source_open_index(tensor_source *s, const char *dir, const ch
         int known = 0;
         for (int i = 0; i < s->n && !known; i++) known = strcmp(s->shard_names[i], e->valuestring) == 0;
         if (known) continue;
-        char *path = join(dir, e->valuestring);
+        char *path = moec_path_join(dir, e->valuestring);
         if (!path || !(s->shard_names[s->n] = strdup(e->valuestring))) {
             free(path);
             st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory opening shards of %s", index_path);
@@ -119,8 +113,8 @@ fail:
 
 /* DIR/model.safetensors if present, else DIR/model.safetensors.index.json. */
 static moec_status source_open_dir(tensor_source *s, const char *dir) {
-    char *single = join(dir, "model.safetensors");
-    char *index = join(dir, "model.safetensors.index.json");
+    char *single = moec_path_join(dir, "model.safetensors");
+    char *index = moec_path_join(dir, "model.safetensors.index.json");
     moec_status st;
     if (!single || !index) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     else if (moec_path_exists(single) || !moec_path_exists(index)) st = source_open_single(s, single);
@@ -183,3 +177,25 @@ moec_status moec_tensor_source_find(const moec_tensor_source *s, const char *ori
 }
 
 void moec_fp8_scale_name(char *buf, size_t cap, const char *weight_name) { snprintf(buf, cap, "%s_scale", weight_name); }
+
+moec_status moec_fp8_scale_find(const moec_tensor_source *s, const char *origin, const char *weight_name, int64_t rows,
+                                const moec_st_tensor **scale) {
+    char sname[1024];
+    moec_fp8_scale_name(sname, sizeof sname, weight_name);
+    MOEC_TRY(moec_tensor_source_find(s, origin, sname, scale, NULL));
+    const moec_st_tensor *sc = *scale;
+    if (!sc) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: FP8 tensor '%s' has no scale tensor '%s'", origin, weight_name, sname);
+    if (moec_st_numel(sc) != rows || !(sc->ndim == 1 || (sc->ndim == 2 && sc->shape[1] == 1)))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' must have shape [%lld, 1] (one per output row)", origin, sname,
+                        (long long)rows);
+    return MOEC_OK;
+}
+
+moec_status moec_fp8_scale_check(const char *origin, const moec_st_tensor *scale_tensor, const float *scale,
+                                 int64_t rows) {
+    for (int64_t r = 0; r < rows; r++)
+        if (!isfinite(scale[r]) || scale[r] < 0)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' row %lld is %g", origin, scale_tensor->name, (long long)r,
+                            scale[r]);
+    return MOEC_OK;
+}

@@ -29,5 +29,12 @@ const moec_st_file *moec_tensor_source_file(const moec_tensor_source *s, int i);
  * BF16/F16), shape [rows, 1] or [rows] — the naming of Hugging Face FP8 checkpoints (fbgemm_fp8,
  * compressed-tensors "channel" strategy). Writes the name into buf. */
 void moec_fp8_scale_name(char *buf, size_t cap, const char *weight_name);
+/* *scale = that tensor for an FP8 weight of `rows` output rows; MOEC_ERR_FORMAT when it is absent or not shaped
+ * [rows, 1] / [rows]. */
+moec_status moec_fp8_scale_find(const moec_tensor_source *s, const char *origin, const char *weight_name, int64_t rows,
+                                const moec_st_tensor **scale);
+/* MOEC_ERR_FORMAT naming the first scale that is negative or not finite (it would poison its whole row). */
+moec_status moec_fp8_scale_check(const char *origin, const moec_st_tensor *scale_tensor, const float *scale,
+                                 int64_t rows);
 
 #endif

@@ -29,13 +29,6 @@ void moec_upcycle_options_defaults(moec_upcycle_options *o) {
     o->gate_std = 0.02f;
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* ------------------------------------------------------------------ the dense tensors, unmapped */
 
 typedef struct {
@@ -61,7 +54,7 @@ static moec_status sources_add(sources *s, const char *path) {
 /* DIR/model.safetensors, else the shards named by DIR/model.safetensors.index.json (plain file names only). */
 static moec_status sources_open(sources *s, const char *dir) {
     memset(s, 0, sizeof *s);
-    char *single = join(dir, "model.safetensors"), *index = join(dir, "model.safetensors.index.json");
+    char *single = moec_path_join(dir, "model.safetensors"), *index = moec_path_join(dir, "model.safetensors.index.json");
     moec_status st = MOEC_OK;
     cJSON *root = NULL;
     if (!single || !index) {
@@ -88,7 +81,7 @@ static moec_status sources_open(sources *s, const char *dir) {
                 int seen = 0; /* shards repeat across entries: open each once */
                 for (const cJSON *p = map->child; p != e && !seen; p = p->next) seen = !strcmp(p->valuestring, e->valuestring);
                 if (seen) continue;
-                char *path = join(dir, e->valuestring);
+                char *path = moec_path_join(dir, e->valuestring);
                 st = path ? sources_add(s, path) : MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
                 free(path);
                 if (st != MOEC_OK) break;
@@ -276,7 +269,7 @@ moec_status moec_upcycle(const char *dense_dir, const char *out_dir, const moec_
     if (moec_path_exists(out_dir))
         return MOEC_ERR(MOEC_ERR_IO, "%s already exists; upcycle writes a new directory and overwrites nothing", out_dir);
     moec_config dense, moe;
-    char *cfg_path = join(dense_dir, "config.json");
+    char *cfg_path = moec_path_join(dense_dir, "config.json");
     if (!cfg_path) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     moec_status st = moec_config_load_json(&dense, cfg_path);
     free(cfg_path);
@@ -295,10 +288,10 @@ moec_status moec_upcycle(const char *dense_dir, const char *out_dir, const moec_
         size_t n = strlen(out_dir) + 32;
         tmp = malloc(n);
         if (tmp) snprintf(tmp, n, "%s.tmp-%ld", out_dir, (long)getpid());
-        weights = tmp ? join(tmp, "model.safetensors") : NULL;
-        cfg = tmp ? join(tmp, "config.json") : NULL;
-        tok_in = join(dense_dir, "tokenizer.json");
-        tok_out = tmp ? join(tmp, "tokenizer.json") : NULL;
+        weights = tmp ? moec_path_join(tmp, "model.safetensors") : NULL;
+        cfg = tmp ? moec_path_join(tmp, "config.json") : NULL;
+        tok_in = moec_path_join(dense_dir, "tokenizer.json");
+        tok_out = tmp ? moec_path_join(tmp, "tokenizer.json") : NULL;
         if (!tmp || !weights || !cfg || !tok_in || !tok_out) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     }
     if (st == MOEC_OK) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "io/fsutil.h"
 #include <sys/stat.h>
 
 /* ---------- moec plot: reading metrics.jsonl ---------- */
@@ -207,15 +209,8 @@ static moec_status read_pass(const char *path, int pass, metrics_data *d) {
 #define PLOT_W 800
 #define PLOT_H 500
 
-static char *join_path(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 static moec_status save(moec_canvas *c, const char *dir, const char *name, int *n_written) {
-    char *path = join_path(dir, name);
+    char *path = moec_path_join(dir, name);
     if (!path) return MOEC_ERR(MOEC_ERR_NOMEM, "plot: out of memory");
     moec_status s = moec_canvas_write_png(c, path);
     free(path);

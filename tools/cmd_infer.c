@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -13,6 +12,7 @@
 #include "infer/generate.h"
 #include "infer/quantize.h"
 #include "infer/stop.h"
+#include "kernels/cpu/ops.h"
 #include "io/fsutil.h"
 #include "io/gguf_model.h"
 #include "io/tokenizer.h"
@@ -109,9 +109,14 @@ static int read_prompts(const char *path, char **text, char ***prompts, int *n) 
     int cap = 16;
     *prompts = malloc((size_t)cap * sizeof **prompts);
     *n = 0;
+    if (!*prompts) return usage_error("out of memory reading", path);
     for (char *line = strtok(*text, "\n"); line; line = strtok(NULL, "\n")) {
         if (!*line) continue;
-        if (*n == cap) *prompts = realloc(*prompts, (size_t)(cap *= 2) * sizeof **prompts);
+        if (*n == cap) {
+            char **grown = realloc(*prompts, (size_t)(cap *= 2) * sizeof **prompts);
+            if (!grown) return usage_error("out of memory reading", path);
+            *prompts = grown;
+        }
         (*prompts)[(*n)++] = line;
     }
     if (*n == 0) return usage_error("--batch-file has no prompts", path);
@@ -182,9 +187,9 @@ int cmd_generate(int argc, char **argv) {
 
 /* ------------------------------------------------------------------ perplexity */
 
-/* Mean next-token NLL of one chunk of ids (scored positions 1..n-1), accumulated into *nll / *count. */
-static moec_status score_chunk(moec_session *s, const int32_t *ids, int64_t n, int64_t block, float *logits, int V,
-                               double *nll, int64_t *count) {
+/* Next-token NLL of one chunk of ids (positions 1..n-1 scored), summed into *nll, counted into *count. */
+static moec_status score_chunk(moec_session *s, const int32_t *ids, int64_t n, int64_t block, float *logits,
+                               float *losses, int V, double *nll, int64_t *count) {
     int32_t *slots = calloc((size_t)block, sizeof *slots);
     if (!slots) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     moec_session_reset(s, 0);
@@ -192,15 +197,11 @@ static moec_status score_chunk(moec_session *s, const int32_t *ids, int64_t n, i
     for (int64_t at = 0; at < n - 1 && st == MOEC_OK; at += block) {
         const int64_t b = at + block <= n - 1 ? block : n - 1 - at;
         st = moec_session_forward(s, b, ids + at, slots, NULL, logits);
-        for (int64_t i = 0; st == MOEC_OK && i < b; i++) {
-            const float *row = logits + i * V;
-            float mx = row[0];
-            for (int j = 1; j < V; j++) mx = row[j] > mx ? row[j] : mx;
-            double sum = 0;
-            for (int j = 0; j < V; j++) sum += exp((double)row[j] - mx);
-            *nll += mx + log(sum) - row[ids[at + i + 1]];
-            (*count)++;
-        }
+        if (st != MOEC_OK) break;
+        int64_t counted;
+        const double mean = moec_cross_entropy(NULL, losses, &counted, logits, ids + at + 1, b, V, 0.0f);
+        *nll += mean * (double)counted;
+        *count += counted;
     }
     free(slots);
     return st;
@@ -231,11 +232,11 @@ int cmd_perplexity(int argc, char **argv) {
     moec_session s;
     memset(&s, 0, sizeof s);
     float *logits = st == MOEC_OK ? moec_alloc_floats(block * V) : NULL;
+    float *losses = st == MOEC_OK ? moec_alloc_floats(block) : NULL;
     if (st == MOEC_OK) st = moec_session_init(&s, &L.im, 1, (int)chunk, block);
-    const int bos_id = L.im.cfg.bos_id >= 0 ? L.im.cfg.bos_id : (L.tok ? moec_tokenizer_bos_id(L.tok) : -1);
+    const int bos_id = moec_generate_bos_id(&L.im, L.tok);
     double nll = 0;
     int64_t count = 0, chunks = 0;
-    const double t0 = (double)clock();
     char *p = text;
     while (st == MOEC_OK && p && *p && (!max_chunks || chunks < max_chunks)) {
         char *end = by_blank ? strstr(p, "\n\n") : NULL;
@@ -252,13 +253,12 @@ int cmd_perplexity(int argc, char **argv) {
             memcpy(ids + (bos && bos_id >= 0), raw, (size_t)nr * sizeof *ids);
             free(raw);
             if (total > chunk) total = chunk;
-            if (total >= 2) st = score_chunk(&s, ids, total, block, logits, V, &nll, &count);
+            if (total >= 2) st = score_chunk(&s, ids, total, block, logits, losses, V, &nll, &count);
             free(ids);
             chunks++;
         }
         p = end ? end + 2 : NULL;
     }
-    (void)t0;
     if (st == MOEC_OK) {
         if (count == 0) st = MOEC_ERR(MOEC_ERR_ARG, "%s: no chunk has two tokens to score", data);
         else
@@ -267,6 +267,7 @@ int cmd_perplexity(int argc, char **argv) {
     }
     moec_session_free(&s);
     moec_free(logits);
+    moec_free(losses);
     free(text);
     unload(&L);
     return st == MOEC_OK ? 0 : fail(st);

@@ -124,8 +124,8 @@ static void finish(moec_gen_callback cb, void *ctx, seq *s, const char *why) {
     s->prompt = -1;
 }
 
-static int bos_of(const moec_infer_model *m, const moec_tokenizer *tok) {
-    return m->cfg.bos_id >= 0 ? m->cfg.bos_id : moec_tokenizer_bos_id(tok);
+int moec_generate_bos_id(const moec_infer_model *m, const moec_tokenizer *tok) {
+    return m->cfg.bos_id >= 0 ? m->cfg.bos_id : tok ? moec_tokenizer_bos_id(tok) : -1;
 }
 
 static int eos_of(const moec_infer_model *m, const moec_tokenizer *tok) {
@@ -144,7 +144,7 @@ static moec_status tokenize_all(const moec_infer_model *m, const moec_tokenizer 
     *ids = calloc((size_t)n, sizeof **ids);
     *lens = calloc((size_t)n, sizeof **lens);
     if (!*ids || !*lens) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
-    const int bos = o->add_bos ? bos_of(m, tok) : -1;
+    const int bos = o->add_bos ? moec_generate_bos_id(m, tok) : -1;
     for (int i = 0; i < n; i++) {
         int32_t *raw;
         int64_t nr;
@@ -216,7 +216,7 @@ moec_status moec_generate(const moec_infer_model *m, const moec_tokenizer *tok, 
             moec_session_reset(&ss, b);
             st = moec_sampler_init_stream(&s->sampler, V, &o->sampling, (uint64_t)s->prompt);
             if (st == MOEC_OK) st = moec_stop_init(&s->stop, o->stops, o->n_stops);
-            if (st == MOEC_OK) st = set_decode_context(tok, s, bos_of(m, tok));
+            if (st == MOEC_OK) st = set_decode_context(tok, s, moec_generate_bos_id(m, tok));
         }
         if (st != MOEC_OK || active == 0) break;
         /* one step: prompt blocks and decode rows of every active sequence */

@@ -55,6 +55,9 @@ typedef struct {
     int64_t decode_step_tokens;  /* tokens produced by decode-only steps */
 } moec_gen_stats;
 
+/* The BOS id prompts start with: config.json's bos_token_id, else the tokenizer's template BOS, else -1. */
+int moec_generate_bos_id(const moec_infer_model *m, const moec_tokenizer *tok);
+
 /* Generates for prompts[0..n). Errors before anything runs: bad options, an empty prompt without BOS, a prompt
  * that does not fit the context (its length and the context are named). cb may be NULL; stats may be NULL. */
 moec_status moec_generate(const moec_infer_model *m, const moec_tokenizer *tok, const char *const *prompts, int n,

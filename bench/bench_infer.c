@@ -148,7 +148,7 @@ int main(int argc, char **argv) {
     const int64_t bw_bytes = (int64_t)bw_mib << 20;
     float *buf = moec_alloc_floats(bw_bytes / 4);
     for (int64_t i = 0; i < bw_bytes / 4; i++) buf[i] = 1.0f;
-    const double bw = bench_read_bandwidth(buf, bw_bytes, 0, 5);
+    const double bw = bench_read_bandwidth(buf, bw_bytes, 0, 5, NULL);
     moec_free(buf);
     const int64_t active = moec_infer_active_weight_bytes(&m);
     const double bound = bw * 1e9 / (double)active, tg_tps = tg / tg_s;

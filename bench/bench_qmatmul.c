@@ -41,7 +41,7 @@ static int reps = 15;
 
 /* GB/s of a streaming read over `bytes` with the pool's threads (or 1). */
 static double read_bandwidth(const float *buf, int64_t bytes, int one_thread) {
-    return bench_read_bandwidth(buf, bytes, one_thread, reps);
+    return bench_read_bandwidth(buf, bytes, one_thread, reps, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------

@@ -53,8 +53,9 @@ static void bench_stream_task(void *ctx, int64_t begin, int64_t end, int thread_
     j->sums[thread_index & 63] += s;
 }
 
-/* GB/s of a streaming read over buf[0..bytes) with the pool's threads (or one), median of reps after a warm-up. */
-static inline double bench_read_bandwidth(const float *buf, int64_t bytes, int one_thread, int reps) {
+/* GB/s of a streaming read over buf[0..bytes) with the pool's threads (or one), median of reps after a warm-up;
+ * *best (may be NULL) receives the fastest rep. */
+static inline double bench_read_bandwidth(const float *buf, int64_t bytes, int one_thread, int reps, double *best) {
     bench_stream_job j = {.buf = buf, .chunk = 1 << 16};
     const int64_t chunks = bytes / 4 / j.chunk;
     double t[64];
@@ -65,7 +66,10 @@ static inline double bench_read_bandwidth(const float *buf, int64_t bytes, int o
         else moec_parallel_for(chunks, 1, bench_stream_task, &j);
         if (r >= 0) t[r] = bench_now() - t0;
     }
-    return (double)(chunks * j.chunk * 4) / bench_median(t, reps) * 1e-9;
+    const double gb = (double)(chunks * j.chunk * 4) * 1e-9;
+    const double med = gb / bench_median(t, reps); /* sorts t: t[0] is the fastest */
+    if (best) *best = gb / t[0];
+    return med;
 }
 
 #endif

@@ -28,57 +28,18 @@ TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16"}
 MODELS=${MOEC_BENCH_ONLY:-"ref-moe-small moe-1b"}
 DIR=${MOEC_BENCH_MODELS:-$HOME/.cache/moec/bench-models}
 PY=$MOEC_VENV/bin/python
-make -j"$(nproc)" build/moec build/bench/bench_infer >/dev/null
+make -j"$(nproc)" build/moec build/bench/bench_infer build/bench/bench_bandwidth >/dev/null
 LLAMA=$(MOEC_LLAMA_TARGETS="llama llama-bench" bash scripts/llama_cpp.sh)
 mkdir -p "$DIR"
 RESULTS=$DIR/results.jsonl
 : > "$RESULTS"
 
 # ---------------------------------------------------------------- memory read bandwidth
-# THREADS threads each sum their half of a 1 GiB buffer (far larger than any cache), best of 10 passes:
-# the sustained read rate the decode step is limited by. -ffast-math lets the sums vectorise (their value is
-# irrelevant). The machine is shared: a busy neighbour halves this (measured 10 vs 17-20 GB/s here), so it is
-# measured again before each model and the best is used.
+# build/bench/bench_bandwidth: THREADS threads stream-sum a 1 GiB buffer, best of 10 passes — the sustained read
+# rate the decode step is limited by. The machine is shared: a busy neighbour halves this (measured 10 vs
+# 17-20 GB/s here), so it is measured again before each model and the best is used.
 measure_bandwidth() {
-    local src=$DIR/membw.c bin=$DIR/membw
-    cat > "$src" <<'CEOF'
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#define N (1L << 27) /* 128 Mi doubles = 1 GiB */
-static double *buf;
-static int nthreads;
-static double sums[64];
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-static void *reader(void *arg) {
-    long id = (long)arg, lo = N / nthreads * id, hi = N / nthreads * (id + 1);
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (long i = lo; i < hi; i += 4) { s0 += buf[i]; s1 += buf[i + 1]; s2 += buf[i + 2]; s3 += buf[i + 3]; }
-    sums[id] = s0 + s1 + s2 + s3;
-    return NULL;
-}
-int main(int argc, char **argv) {
-    nthreads = argc > 1 ? atoi(argv[1]) : 1;
-    if (nthreads < 1 || nthreads > 64 || !(buf = malloc(N * sizeof *buf))) return 1;
-    for (long i = 0; i < N; i++) buf[i] = (double)(i & 7);
-    double best = 0;
-    for (int rep = 0; rep < 10; rep++) {
-        pthread_t th[64];
-        double t0 = now();
-        for (long t = 0; t < nthreads; t++) pthread_create(&th[t], NULL, reader, (void *)t);
-        for (int t = 0; t < nthreads; t++) pthread_join(th[t], NULL);
-        double gbs = N * sizeof *buf / (now() - t0) / 1e9;
-        if (gbs > best) best = gbs;
-    }
-    double total = 0;
-    for (int t = 0; t < nthreads; t++) total += sums[t];
-    printf("%.2f\n", total < 0 ? 0 : best); /* uses the sums so the loop is not optimised away */
-    return 0;
-}
-CEOF
-    [ -x "$bin" ] && [ "$bin" -nt "$src" ] || cc -O3 -march=native -ffast-math -pthread "$src" -o "$bin"
-    "$bin" "$THREADS" >> "$DIR/bandwidth.txt"
+    ./build/bench/bench_bandwidth "$THREADS" >> "$DIR/bandwidth.txt"
     echo "memory read bandwidth, $THREADS threads: $(tail -n 1 "$DIR/bandwidth.txt") GB/s" >&2
 }
 : > "$DIR/bandwidth.txt"

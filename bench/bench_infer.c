@@ -50,6 +50,19 @@ static void copy_model(moec_infer_model *m) {
     }
 }
 
+/* Bytes of file-backed memory this process maps with 2 MB page-table entries (FilePmdMapped): how much of the
+ * weights the kernel gave huge pages (see moec_st_open). -1 if unknown. */
+static long long file_pmd_mapped_bytes(void) {
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    if (!f) return -1;
+    char line[256];
+    long long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "FilePmdMapped: %lld kB", &kb) == 1) break;
+    fclose(f);
+    return kb < 0 ? -1 : kb << 10;
+}
+
 static int argmax(const float *v, int n) {
     int b = 0;
     for (int i = 1; i < n; i++)
@@ -144,6 +157,7 @@ int main(int argc, char **argv) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const long rss_mb = ru.ru_maxrss / 1024;
+    const long long huge = file_pmd_mapped_bytes();
     /* bandwidth last, so its buffer does not count in the model's peak RSS */
     const int64_t bw_bytes = (int64_t)bw_mib << 20;
     float *buf = moec_alloc_floats(bw_bytes / 4);
@@ -159,10 +173,10 @@ int main(int argc, char **argv) {
     printf("], \"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
            "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
            "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"batch\": %d, \"batch_tok_s\": %.2f, "
-           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld}\n",
+           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld}\n",
            model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
            pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
-           (long long)m.mapped_bytes);
+           (long long)m.mapped_bytes, huge);
     free(ids);
     free(slots);
     free(want);

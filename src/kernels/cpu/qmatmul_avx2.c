@@ -32,6 +32,9 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 
+/* moec_qtype_size as a compile-time constant inside the kernels */
+INLINE size_t type_size(moec_qtype t) { return t == MOEC_QT_F32 ? 4 : t == MOEC_QT_BF16 ? 2 : 1; }
+
 /* One weight element for the column tails: f32 / bf16 exact, E4M3 as its value (NaN codes as ±480) — the vector
  * code's units times 2^120. */
 static float elem_scalar(moec_qtype type, const void *row, int64_t i) {
@@ -73,6 +76,20 @@ TARGET INLINE void load16(moec_qtype type, const void *row, int64_t i, __m256 *l
     }
 }
 
+/* The decode kernels' weight load: as load16, except that bf16 comes as (even columns, odd columns) — a 32-bit lane
+ * holding two bf16 gives the odd one by masking off the low half and the even one by a shift, one instruction each
+ * for 8 weights instead of a widening shuffle plus a shift (the shuffles and shifts share two of Zen 3's four vector
+ * pipes; the mask runs on any). scale_x gives X the same order. */
+TARGET INLINE void load16_dot(moec_qtype type, const void *row, int64_t i, __m256 *lo, __m256 *hi) {
+    if (type == MOEC_QT_BF16) {
+        const __m256i v = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i));
+        *lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+        *hi = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
+    } else {
+        load16(type, row, i, lo, hi);
+    }
+}
+
 TARGET INLINE float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -80,96 +97,198 @@ TARGET INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Y[t·ldy + r] for the R rows from o0 and the NT input rows of X. R, NT and type are compile-time constants at
- * every call, so each instance keeps its accumulators in registers. E4M3: X is the scaled copy, and each row sum is
- * multiplied by post = 2^(120 - sx) and then by the row's scale. */
-TARGET INLINE void dot_tile(moec_qtype type, int R, int NT, const moec_qmat *W, int64_t o0, const float *X,
-                            int64_t ldx, float *Y, int64_t ldy, const float *post) {
-    const int64_t cols = W->cols;
-    const size_t es = moec_qtype_size(type);
-    const char *w = (const char *)W->data + (size_t)o0 * (size_t)cols * es;
-    __m256 acc[QMAT_DECODE_ROWS][3][2];
+/* Software prefetch distance in bytes ahead of the weight row being read. The hardware prefetchers follow a
+ * sequential stream but stop at each 4 KB page and restart only after a few misses; a prefetch this far ahead keeps
+ * the stream going across pages. */
+#ifndef QMAT_PREFETCH_BYTES
+#define QMAT_PREFETCH_BYTES 1024
+#endif
+
+/* The NT sums Σ_i x_t[i] · w[i] of one weight row over its first `n` columns (n a multiple of 16), in the row's units
+ * (E4M3: times 2^-120). NT and type are compile-time constants at every call, so the accumulators stay in
+ * registers. With NT <= 2 the loop takes 32 columns per step (4·NT independent FMA chains); with NT = 3 or 4, 16
+ * columns (2·NT chains) — enough chains to cover the FMA latency either way. */
+TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, const float *X, int64_t ldx,
+                           float *sums) {
+    const size_t es = type_size(type);
+    const char *w = (const char *)row;
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
+    int64_t i = 0;
+    if (NT <= 2) {
+        for (; i + 32 <= n; i += 32) {
+            /* one prefetch per 64 bytes consumed */
+            if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0) __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
+            if (QMAT_PREFETCH_BYTES && es == 4)
+                __builtin_prefetch(w + (size_t)i * es + 64 + QMAT_PREFETCH_BYTES, 0, 3);
+            __m256 a0, a1, b0, b1;
+            load16_dot(type, row, i, &a0, &a1);
+            load16_dot(type, row, i + 16, &b0, &b1);
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++) {
+                const float *x = X + t * ldx + i;
+                acc[t][0] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(x), acc[t][0]);
+                acc[t][1] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x + 8), acc[t][1]);
+                acc[t][2] = _mm256_fmadd_ps(b0, _mm256_loadu_ps(x + 16), acc[t][2]);
+                acc[t][3] = _mm256_fmadd_ps(b1, _mm256_loadu_ps(x + 24), acc[t][3]);
+            }
+        }
+    }
+    for (; i + 16 <= n; i += 16) {
+        if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0) __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
+        __m256 a0, a1;
+        load16_dot(type, row, i, &a0, &a1);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float *x = X + t * ldx + i;
+            acc[t][0] = _mm256_fmadd_ps(a0, _mm256_loadu_ps(x), acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(a1, _mm256_loadu_ps(x + 8), acc[t][1]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        sums[t] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+}
+
+/* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows of X, in blocks of up to 4 input rows. Row by row: each
+ * thread's share of W is read front to back as ONE sequential stream (measured: reading 4 rows side by side, as
+ * four interleaved streams, halved the bandwidth the hardware prefetchers deliver). A row (<= 16 KB here) stays in
+ * L1 while the next block of input rows uses it. E4M3: X is the scaled copy and each sum is multiplied by
+ * post[t] = 2^(120 - sx) and by the row's scale. */
+TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
+                            int64_t ldx, int64_t T, float *Y, int64_t ldy, const float *post) {
+    const int64_t cols = W->cols, n16 = cols / 16 * 16;
+    const size_t es = type_size(type);
+    for (int64_t o = o0; o < o1; o++) {
+        const void *row = (const char *)W->data + (size_t)o * (size_t)cols * es;
+        for (int64_t t0 = 0; t0 < T;) {
+            const int64_t left = T - t0;
+            const int nt = left >= 4 ? 4 : (int)left;
+            const float *x = X + t0 * ldx;
+            float sums[4];
+            switch (nt) {
+            case 1: dot_row(type, 1, row, n16, x, ldx, sums); break;
+            case 2: dot_row(type, 2, row, n16, x, ldx, sums); break;
+            case 3: dot_row(type, 3, row, n16, x, ldx, sums); break;
+            default: dot_row(type, 4, row, n16, x, ldx, sums); break;
+            }
+            for (int t = 0; t < nt; t++) {
+                float s = sums[t], tail = 0;
+                for (int64_t k = n16; k < cols; k++) tail += x[t * ldx + k] * elem_scalar(type, row, k);
+                float *y = Y + (t0 + t) * ldy + o;
+                if (type == MOEC_QT_F8E4M3) {
+                    /* One factor when it is finite (always, short of |x| near 2^100 with weights near 2^8). */
+                    const float f = post[t0 + t] * W->scale[o];
+                    s += tail * 0x1p-120f;
+                    *y = isinf(f) ? (s * W->scale[o]) * post[t0 + t] : s * f;
+                } else {
+                    *y = s + tail;
+                }
+            }
+            t0 += nt;
+        }
+    }
+}
+
+TARGET static void dot_f32(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                           float *Y, int64_t ldy, const float *post) {
+    dot_type(MOEC_QT_F32, W, o0, o1, X, ldx, T, Y, ldy, post);
+}
+TARGET static void dot_bf16(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                            float *Y, int64_t ldy, const float *post) {
+    dot_type(MOEC_QT_BF16, W, o0, o1, X, ldx, T, Y, ldy, post);
+}
+/* 32 E4M3 bytes -> 4 vectors of 8 fp32 values e4m3 · 2^-120, for far fewer instructions than 8 bytes at a time: the
+ * shift-and-mask of the top of the file runs on 16-bit lanes (16 weights per instruction), and the 32-bit lanes are
+ * then taken apart by a shift and a mask. Vector k holds bytes 4j + k, j = 0..7 — a fixed permutation of the
+ * columns, which scale_x applies to the X copy as well. Per 32 weights: 5 shifts (the instructions that share two
+ * of Zen 3's four vector pipes with the shuffles) + 4 ANDs, against 8 shuffles/shifts + 4 ANDs + a broadcast the
+ * byte-shuffle decoding needs. Exact, subnormals included, for the same reason as there. */
+TARGET INLINE void e4m3x32(const uint8_t *p, __m256 w[4]) {
+    const __m256i m = _mm256_set1_epi32((int)0x87f00000u);
+    const __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    const __m256i odd = _mm256_srai_epi16(v, 4);                        /* bytes 4j+1, 4j+3 decoded in 16 bits */
+    const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 4); /* bytes 4j, 4j+2 */
+    w[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(even, 16), m));
+    w[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(odd, 16), m));
+    w[2] = _mm256_castsi256_ps(_mm256_and_si256(even, m));
+    w[3] = _mm256_castsi256_ps(_mm256_and_si256(odd, m));
+}
+
+/* E4M3 decode tile: R = QMAT_DECODE_ROWS weight rows side by side, NT <= 2 input rows, 32 columns per step. E4M3
+ * costs more instructions per byte than bf16, so the out-of-order window reaches fewer bytes ahead in one row;
+ * reading 4 rows at once, with the next group prefetched, keeps more misses in flight (measured faster than row by
+ * row for E4M3; bf16 and f32 are faster row by row, dot_type). X is the permuted, scaled copy (scale_x); each sum
+ * is multiplied by post[t] = 2^(120 - sx) and by the row's scale. Accumulators: 2 per (row, input) with NT = 1,
+ * 1 with NT = 2 — 8 either way, enough chains to cover the FMA latency, and room in 16 registers. */
+TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, float *Y,
+                           int64_t ldy, const float *post) {
+    const int64_t cols = W->cols, n32 = cols / 32 * 32;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)o0 * (size_t)cols;
+    __m256 acc[QMAT_DECODE_ROWS][2][2];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
-#pragma GCC unroll 3
+#pragma GCC unroll 2
         for (int t = 0; t < NT; t++) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= cols; i += 16) {
-        /* Rows of a 4096-wide E4M3 matrix are one 4 KB page each, and the hardware prefetchers stop at page
+    for (int64_t i = 0; i < n32; i += 32) {
+        /* Rows of a 4096-wide matrix are one 4 KB page each, and the hardware prefetchers stop at page
          * boundaries: fetch the next group's rows (at this column, 4 lines ahead), one line per row per 64 bytes
-         * consumed. Measured +40% for E4M3 and bf16 at T = 1 from DRAM. (Past the last row this only prefetches
-         * addresses that are never read; a prefetch does not fault.) */
-        if (R == QMAT_DECODE_ROWS && (i * (int64_t)es) % 64 == 0) {
-            const char *next = w + (size_t)R * (size_t)cols * es + (size_t)i * es + 256;
+         * consumed. (Past the last row this only prefetches addresses that are never read; a prefetch does not
+         * fault.) */
+        if (R == QMAT_DECODE_ROWS && i % 64 == 0) {
+            const uint8_t *next = w + (size_t)R * (size_t)cols + (size_t)i + 256;
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++)
-                for (size_t k = 0; k < (es + 3) / 4; k++)
-                    __builtin_prefetch(next + (size_t)r * (size_t)cols * es + 64 * k, 0, 3);
+            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, 3);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
-            __m256 lo, hi;
-            load16(type, w + (size_t)r * (size_t)cols * es, i, &lo, &hi);
-#pragma GCC unroll 3
+            __m256 v[4];
+            e4m3x32(w + (size_t)r * (size_t)cols + i, v);
+#pragma GCC unroll 2
             for (int t = 0; t < NT; t++) {
                 const float *x = X + t * ldx + i;
                 if (NT == 1) {
-                    acc[r][t][0] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x), acc[r][t][0]);
-                    acc[r][t][1] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + 8), acc[r][t][1]);
+                    acc[r][t][0] = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x), acc[r][t][0]);
+                    acc[r][t][1] = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 8), acc[r][t][1]);
+                    acc[r][t][0] = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 16), acc[r][t][0]);
+                    acc[r][t][1] = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 24), acc[r][t][1]);
                 } else {
-                    acc[r][t][0] = _mm256_fmadd_ps(lo, _mm256_loadu_ps(x), acc[r][t][0]);
-                    acc[r][t][0] = _mm256_fmadd_ps(hi, _mm256_loadu_ps(x + 8), acc[r][t][0]);
+                    acc[r][t][0] = _mm256_fmadd_ps(v[0], _mm256_loadu_ps(x), acc[r][t][0]);
+                    acc[r][t][0] = _mm256_fmadd_ps(v[1], _mm256_loadu_ps(x + 8), acc[r][t][0]);
+                    acc[r][t][0] = _mm256_fmadd_ps(v[2], _mm256_loadu_ps(x + 16), acc[r][t][0]);
+                    acc[r][t][0] = _mm256_fmadd_ps(v[3], _mm256_loadu_ps(x + 24), acc[r][t][0]);
                 }
             }
         }
     }
     for (int r = 0; r < R; r++) {
-        const void *row = w + (size_t)r * (size_t)cols * es;
+        const uint8_t *row = w + (size_t)r * (size_t)cols;
         for (int t = 0; t < NT; t++) {
             float s = hsum(NT == 1 ? _mm256_add_ps(acc[r][t][0], acc[r][t][1]) : acc[r][t][0]), tail = 0;
-            for (int64_t k = i; k < cols; k++) tail += X[t * ldx + k] * elem_scalar(type, row, k);
-            if (type == MOEC_QT_F8E4M3) {
-                /* One factor when it is finite (always, short of |x| near 2^100 with weights near 2^8). */
-                float f = post[t] * W->scale[o0 + r];
-                s += tail * 0x1p-120f;
-                Y[t * ldy + r] = isinf(f) ? (s * W->scale[o0 + r]) * post[t] : s * f;
-            }
-            else Y[t * ldy + r] = s + tail;
+            /* columns past the last multiple of 32 (scale_x leaves them in place) */
+            for (int64_t k = n32; k < cols; k++) tail += X[t * ldx + k] * elem_scalar(MOEC_QT_F8E4M3, row, k);
+            /* One factor when it is finite (always, short of |x| near 2^100 with weights near 2^8). */
+            const float f = post[t] * W->scale[o0 + r];
+            s += tail * 0x1p-120f;
+            Y[t * ldy + r] = isinf(f) ? (s * W->scale[o0 + r]) * post[t] : s * f;
         }
     }
 }
 
-/* All T input rows against R weight rows, in blocks of up to 3 input rows (T = 4 as 2 + 2, not 3 + 1). */
-TARGET INLINE void dot_type(moec_qtype type, int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx,
-                            int64_t T, float *Y, int64_t ldy, const float *post) {
-    for (int64_t t0 = 0; t0 < T;) {
-        int64_t left = T - t0;
-        int nt = left == 4 ? 2 : left >= 3 ? 3 : (int)left;
-        const float *x = X + t0 * ldx;
-        float *y = Y + t0 * ldy;
-        const float *p = post + t0;
-        if (nt == 1) dot_tile(type, R, 1, W, o0, x, ldx, y, ldy, p);
-        else if (nt == 2) dot_tile(type, R, 2, W, o0, x, ldx, y, ldy, p);
-        else dot_tile(type, R, 3, W, o0, x, ldx, y, ldy, p);
-        t0 += nt;
-    }
+/* All T input rows against R weight rows, in blocks of up to 2 input rows. */
+TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
+                            int64_t ldy, const float *post) {
+    int64_t t0 = 0;
+    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0);
+    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0);
 }
 
-/* One instance per type, each with a 4-row and a 1-row body (for the last rows of a range). */
-TARGET static void dot_f32(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                           int64_t ldy, const float *post) {
-    if (R == QMAT_DECODE_ROWS) dot_type(MOEC_QT_F32, QMAT_DECODE_ROWS, W, o0, X, ldx, T, Y, ldy, post);
-    else dot_type(MOEC_QT_F32, 1, W, o0, X, ldx, T, Y, ldy, post);
-}
-TARGET static void dot_bf16(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                            int64_t ldy, const float *post) {
-    if (R == QMAT_DECODE_ROWS) dot_type(MOEC_QT_BF16, QMAT_DECODE_ROWS, W, o0, X, ldx, T, Y, ldy, post);
-    else dot_type(MOEC_QT_BF16, 1, W, o0, X, ldx, T, Y, ldy, post);
-}
-TARGET static void dot_f8(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                          int64_t ldy, const float *post) {
-    if (R == QMAT_DECODE_ROWS) dot_type(MOEC_QT_F8E4M3, QMAT_DECODE_ROWS, W, o0, X, ldx, T, Y, ldy, post);
-    else dot_type(MOEC_QT_F8E4M3, 1, W, o0, X, ldx, T, Y, ldy, post);
+TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                          float *Y, int64_t ldy, const float *post) {
+    int64_t o = o0;
+    for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS) f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post);
+    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post);
 }
 
 /* E4M3: xs[t·I + i] = X[t·ldx + i] · 2^sx[t] with sx[t] from row t's largest magnitude (see the top of the file),
@@ -192,8 +311,11 @@ TARGET static void scale_x(const float *X, int64_t ldx, int64_t T, int64_t I, fl
         int sx = 100 - e;
         sx = sx < 0 ? 0 : sx > 120 ? 120 : sx;
         const float f = ldexpf(1.0f, sx);
-        const __m256 vf = _mm256_set1_ps(f);
-        for (i = 0; i + 8 <= I; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), vf));
+        /* each block of 32 columns in e4m3x32's order: y[i + 8k + j] = x[i + 4j + k] (a 4 × 8 transpose); the
+         * columns past the last block stay in place */
+        for (i = 0; i + 32 <= I; i += 32)
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 8; j++) y[i + 8 * k + j] = x[i + 4 * j + k] * f;
         for (; i < I; i++) y[i] = x[i] * f;
         post[t] = ldexpf(1.0f, 120 - sx);
     }
@@ -201,7 +323,7 @@ TARGET static void scale_x(const float *X, int64_t ldx, int64_t T, int64_t I, fl
 
 static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                      int64_t ldy) {
-    void (*fn)(int, const moec_qmat *, int64_t, const float *, int64_t, int64_t, float *, int64_t, const float *) =
+    void (*fn)(const moec_qmat *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t, const float *) =
         W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_BF16 ? dot_bf16 : dot_f8;
     const float *post = NULL; /* read by the E4M3 instances only */
     if (W->type == MOEC_QT_F8E4M3) {
@@ -214,15 +336,30 @@ static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
         post = xs + T * W->cols;
         X = xs;
         ldx = W->cols;
+    } else if (W->type == MOEC_QT_BF16) {
+        float *xs = moec_qmat_scratch(1, (size_t)(T * W->cols)); /* X in load16_dot's column order */
+        if (!xs) {
+            moec_qmat_kernels_scalar.dot(W, o0, o1, X, ldx, T, Y, ldy);
+            return;
+        }
+        const int64_t I = W->cols;
+        for (int64_t t = 0; t < T; t++) {
+            const float *x = X + t * ldx;
+            float *y = xs + t * I;
+            int64_t i = 0;
+            for (; i + 16 <= I; i += 16)
+                for (int j = 0; j < 8; j++) y[i + j] = x[i + 2 * j], y[i + 8 + j] = x[i + 2 * j + 1];
+            for (; i < I; i++) y[i] = x[i];
+        }
+        X = xs;
+        ldx = I;
     }
-    int64_t o = o0;
-    for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS) fn(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post);
-    for (; o < o1; o++) fn(1, W, o, X, ldx, T, Y + o, ldy, post);
+    fn(W, o0, o1, X, ldx, T, Y, ldy, post);
 }
 
 TARGET INLINE void dequant_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t n, float *out) {
     const int64_t cols = W->cols;
-    const size_t es = moec_qtype_size(type);
+    const size_t es = type_size(type);
     for (int64_t r = 0; r < n; r++, out += cols) {
         const void *row = (const char *)W->data + (size_t)(o0 + r) * (size_t)cols * es;
         const float f = type == MOEC_QT_F8E4M3 ? W->scale[o0 + r] : 1.0f;

@@ -325,10 +325,10 @@ static moec_status st_open(moec_st_file **out, const char *path, int mapped) {
             goto fail;
         }
         /* Ask for 2 MB pages: decoding streams every weight once per token, and with 4 KB pages each 4 KB costs a
-         * TLB miss (a two-level page walk under virtualisation) — measured 28 -> 32 tokens/s on a 1B bf16 MoE. The
-         * kernel honours it for a file whose page cache it fills from now on (large folios, ext4/xfs on Linux 6.x);
-         * pages already cached as 4 KB stay 4 KB (moec_atomic_commit drops what moec writes, for that reason).
-         * Advice only: failure changes nothing. */
+         * TLB miss (a two-level page walk under virtualisation) — measured 28 -> 32 tokens/s on a 1B bf16 MoE
+         * (bench_infer --copy 1: weights copied to 2 MB pages). The kernel honours the advice for a file whose page
+         * cache it fills from now on (large folios, ext4/xfs on Linux 6.x); pages already cached as 4 KB stay 4 KB
+         * (moec_atomic_commit drops what moec writes, for that reason). Advice only: failure changes nothing. */
         (void)madvise(f->map, f->map_size, MADV_HUGEPAGE);
         close(fd);
         fd = -1;

@@ -1,8 +1,10 @@
 /* qmatmul_avx2.c — AVX2 + FMA (+ F16C) kernels of qmatmul (see qmatmul_kernels.h for their contracts).
  *
- * Weight decoding, 16 elements at a time into two ymm of fp32:
- *   f32   two loads;
- *   bf16  zero-extend each 16-bit value to 32 bits and shift it left 16: a bf16 is the top half of an fp32;
+ * Weight decoding into ymm of fp32 (load16: 16 elements in column order, for prefill's dequantisation; the decode
+ * kernels use cheaper orders, see load16_dot and e4m3x32, and permute X to match):
+ *   f32   loads;
+ *   bf16  a bf16 is the top half of an fp32: zero-extend and shift left 16 (load16), or, two bf16 per 32-bit lane,
+ *         mask off the low half / shift left 16 (load16_dot);
  *   E4M3  no lookup table, and no vcvtph2ps either: on Zen 3 that instruction sustains one ymm per two cycles,
  *         which capped a first version (the half-precision trick that qmatmul_avx512.c uses) at 3.6 weight bytes
  *         per cycle per core, below memory bandwidth. Instead, integer work builds fp32 bits: byte b = s.eeee.mmm
@@ -10,7 +12,7 @@
  *         bits 31..27, eeee in 26..23, mmm in 22..20) and masked to s.0000eeee.mmm0…0: an fp32 with exponent field
  *         eeee (bias 127 instead of 7) and the same mantissa, i.e. exactly e4m3(b) · 2^-120 — the subnormals
  *         included, which become fp32 subnormals 0.mmm · 2^-126. (The NaN codes S.1111.111 come out as ±480·2^-120:
- *         NaN weights are not supported, see qmatmul.h.)
+ *         NaN weights are not supported, see qmatmul.h.) e4m3x32 does the same shift-and-mask on 16-bit lanes.
  *         The 2^120 is not multiplied back per weight (a multiplication shares the two FMA pipes: measured, it cost
  *         40% of the throughput); instead each X row is copied once per call, scaled by 2^sx with
  *         sx = 100 - ⌈log2 max|x|⌉ over that row (clamped to [0, 120]), and each sum is multiplied by
@@ -18,10 +20,9 @@
  *         scalings are exact powers of two; a product x · w then stays a normal fp32 (rounded relative 2^-24, as in
  *         plain fp32) whenever |x · w| >= 2^-6-sx, i.e. everywhere except for products more than ~2^-100 below the
  *         largest |x|, whose absolute error (< 2^-149 · 2^(120-sx)) is far below the sum's own rounding.
- * Decode tile: R weight rows × NT input rows, 16 columns per step. With NT == 1 each (row, input) pair keeps two
- * accumulators (one per 8-column half) so that 8 independent FMA chains cover the FMA latency; with NT = 2 or 3
- * the 8 or 12 (row, input) pairs are enough on their own. Each weight vector is decoded once per step and used for
- * NT input rows; the X rows come from L1/L2. Columns past the last multiple of 16 are summed in scalar code.
+ * Decode: f32 and bf16 row by row (dot_row / dot_type), E4M3 in tiles of 4 rows (f8_tile); each weight vector is
+ * decoded once and used for a small block of input rows from L1/L2, with enough accumulators to cover the FMA
+ * latency. Columns past the last multiple of 16 (E4M3: 32) are summed in scalar code.
  */
 #include <immintrin.h>
 #include <math.h>

@@ -80,7 +80,7 @@ TARGET INLINE void load16(moec_qtype type, const void *row, int64_t i, __m256 *l
 /* The decode kernels' weight load: as load16, except that bf16 comes as (even columns, odd columns) — a 32-bit lane
  * holding two bf16 gives the odd one by masking off the low half and the even one by a shift, one instruction each
  * for 8 weights instead of a widening shuffle plus a shift (the shuffles and shifts share two of Zen 3's four vector
- * pipes; the mask runs on any). scale_x gives X the same order. */
+ * pipes; the mask runs on any). dot_avx2 gives X the same order. */
 TARGET INLINE void load16_dot(moec_qtype type, const void *row, int64_t i, __m256 *lo, __m256 *hi) {
     if (type == MOEC_QT_BF16) {
         const __m256i v = _mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i));
@@ -105,10 +105,10 @@ TARGET INLINE float hsum(__m256 v) {
 #define QMAT_PREFETCH_BYTES 1024
 #endif
 
-/* The NT sums Σ_i x_t[i] · w[i] of one weight row over its first `n` columns (n a multiple of 16), in the row's units
- * (E4M3: times 2^-120). NT and type are compile-time constants at every call, so the accumulators stay in
- * registers. With NT <= 2 the loop takes 32 columns per step (4·NT independent FMA chains); with NT = 3 or 4, 16
- * columns (2·NT chains) — enough chains to cover the FMA latency either way. */
+/* The NT sums Σ_i x_t[i] · w[i] of one f32 or bf16 weight row over its first `n` columns (n a multiple of 16). NT
+ * and type are compile-time constants at every call, so the accumulators stay in registers. With NT <= 2 the loop
+ * takes 32 columns per step (4·NT independent FMA chains); with NT = 3 or 4, 16 columns (2·NT chains) — enough
+ * chains to cover the FMA latency either way. */
 TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, const float *X, int64_t ldx,
                            float *sums) {
     const size_t es = type_size(type);
@@ -120,7 +120,8 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
     if (NT <= 2) {
         for (; i + 32 <= n; i += 32) {
             /* one prefetch per 64 bytes consumed */
-            if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0) __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
+            if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0)
+                __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
             if (QMAT_PREFETCH_BYTES && es == 4)
                 __builtin_prefetch(w + (size_t)i * es + 64 + QMAT_PREFETCH_BYTES, 0, 3);
             __m256 a0, a1, b0, b1;
@@ -137,7 +138,8 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
         }
     }
     for (; i + 16 <= n; i += 16) {
-        if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0) __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
+        if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0)
+            __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
         __m256 a0, a1;
         load16_dot(type, row, i, &a0, &a1);
 #pragma GCC unroll 4
@@ -155,8 +157,8 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
 /* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows of X, in blocks of up to 4 input rows. Row by row: each
  * thread's share of W is read front to back as ONE sequential stream (measured: reading 4 rows side by side, as
  * four interleaved streams, halved the bandwidth the hardware prefetchers deliver). A row (<= 16 KB here) stays in
- * L1 while the next block of input rows uses it. E4M3: X is the scaled copy and each sum is multiplied by
- * post[t] = 2^(120 - sx) and by the row's scale. */
+ * L1 while the next block of input rows uses it. f32 and bf16 only (E4M3: f8_tile); bf16 expects X in
+ * load16_dot's order. */
 TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
                             int64_t ldx, int64_t T, float *Y, int64_t ldy, const float *post) {
     const int64_t cols = W->cols, n16 = cols / 16 * 16;
@@ -177,15 +179,7 @@ TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int
             for (int t = 0; t < nt; t++) {
                 float s = sums[t], tail = 0;
                 for (int64_t k = n16; k < cols; k++) tail += x[t * ldx + k] * elem_scalar(type, row, k);
-                float *y = Y + (t0 + t) * ldy + o;
-                if (type == MOEC_QT_F8E4M3) {
-                    /* One factor when it is finite (always, short of |x| near 2^100 with weights near 2^8). */
-                    const float f = post[t0 + t] * W->scale[o];
-                    s += tail * 0x1p-120f;
-                    *y = isinf(f) ? (s * W->scale[o]) * post[t0 + t] : s * f;
-                } else {
-                    *y = s + tail;
-                }
+                Y[(t0 + t) * ldy + o] = s + tail;
             }
             t0 += nt;
         }
@@ -288,7 +282,8 @@ TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *
 TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy, const float *post) {
     int64_t o = o0;
-    for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS) f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post);
+    for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
+        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post);
     for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post);
 }
 

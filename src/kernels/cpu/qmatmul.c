@@ -41,15 +41,6 @@
 /* Decode work below this many weight bytes per chunk stays on one thread (waking the pool costs microseconds). */
 #define DECODE_GRAIN_BYTES (64u << 10)
 
-size_t moec_qtype_size(moec_qtype t) {
-    switch (t) {
-    case MOEC_QT_F32: return 4;
-    case MOEC_QT_BF16: return 2;
-    case MOEC_QT_F8E4M3: return 1;
-    }
-    return 0;
-}
-
 const char *moec_qtype_name(moec_qtype t) {
     switch (t) {
     case MOEC_QT_F32: return "f32";

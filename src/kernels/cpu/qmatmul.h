@@ -39,8 +39,16 @@ typedef struct {
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
 } moec_qmat;
 
-/* Bytes per element: 4, 2, 1 (0 for an unknown type). */
-size_t moec_qtype_size(moec_qtype t);
+/* Bytes per element: 4, 2, 1 (0 for an unknown type). Inline, so that inside a kernel instantiated for one type it
+ * is a compile-time constant. */
+static inline size_t moec_qtype_size(moec_qtype t) {
+    switch (t) {
+    case MOEC_QT_F32: return 4;
+    case MOEC_QT_BF16: return 2;
+    case MOEC_QT_F8E4M3: return 1;
+    }
+    return 0;
+}
 /* "f32", "bf16", "fp8" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);
 

@@ -33,9 +33,6 @@
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
 
-/* moec_qtype_size as a compile-time constant inside the kernels */
-INLINE size_t type_size(moec_qtype t) { return t == MOEC_QT_F32 ? 4 : t == MOEC_QT_BF16 ? 2 : 1; }
-
 /* One weight element for the column tails: f32 / bf16 exact, E4M3 as its value (NaN codes as ±480) — the vector
  * code's units times 2^120. */
 static float elem_scalar(moec_qtype type, const void *row, int64_t i) {
@@ -111,7 +108,7 @@ TARGET INLINE float hsum(__m256 v) {
  * chains to cover the FMA latency either way. */
 TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, const float *X, int64_t ldx,
                            float *sums) {
-    const size_t es = type_size(type);
+    const size_t es = moec_qtype_size(type);
     const char *w = (const char *)row;
     __m256 acc[4][4];
 #pragma GCC unroll 4
@@ -162,7 +159,7 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
 TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
                             int64_t ldx, int64_t T, float *Y, int64_t ldy, const float *post) {
     const int64_t cols = W->cols, n16 = cols / 16 * 16;
-    const size_t es = type_size(type);
+    const size_t es = moec_qtype_size(type);
     for (int64_t o = o0; o < o1; o++) {
         const void *row = (const char *)W->data + (size_t)o * (size_t)cols * es;
         for (int64_t t0 = 0; t0 < T;) {
@@ -317,35 +314,36 @@ TARGET static void scale_x(const float *X, int64_t ldx, int64_t T, int64_t I, fl
     }
 }
 
+/* bf16: xs[t·I + i] = X[t·ldx + i] in load16_dot's order, each block of 16 columns as its 8 even then its 8 odd
+ * columns; the columns past the last block stay in place. */
+static void permute_x_bf16(const float *X, int64_t ldx, int64_t T, int64_t I, float *xs) {
+    for (int64_t t = 0; t < T; t++) {
+        const float *x = X + t * ldx;
+        float *y = xs + t * I;
+        int64_t i = 0;
+        for (; i + 16 <= I; i += 16)
+            for (int j = 0; j < 8; j++) y[i + j] = x[i + 2 * j], y[i + 8 + j] = x[i + 2 * j + 1];
+        for (; i < I; i++) y[i] = x[i];
+    }
+}
+
 static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                      int64_t ldy) {
     void (*fn)(const moec_qmat *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t, const float *) =
         W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_BF16 ? dot_bf16 : dot_f8;
     const float *post = NULL; /* read by the E4M3 instances only */
-    if (W->type == MOEC_QT_F8E4M3) {
-        float *xs = moec_qmat_scratch(1, (size_t)(T * W->cols + T)); /* the scaled X, then post[T] */
+    if (W->type != MOEC_QT_F32) { /* X in the kernel's column order (E4M3: scaled, followed by post[T]) */
+        const int64_t I = W->cols;
+        float *xs = moec_qmat_scratch(1, (size_t)(T * I + T));
         if (!xs) { /* out of memory: slower but correct */
             moec_qmat_kernels_scalar.dot(W, o0, o1, X, ldx, T, Y, ldy);
             return;
         }
-        scale_x(X, ldx, T, W->cols, xs, xs + T * W->cols);
-        post = xs + T * W->cols;
-        X = xs;
-        ldx = W->cols;
-    } else if (W->type == MOEC_QT_BF16) {
-        float *xs = moec_qmat_scratch(1, (size_t)(T * W->cols)); /* X in load16_dot's column order */
-        if (!xs) {
-            moec_qmat_kernels_scalar.dot(W, o0, o1, X, ldx, T, Y, ldy);
-            return;
-        }
-        const int64_t I = W->cols;
-        for (int64_t t = 0; t < T; t++) {
-            const float *x = X + t * ldx;
-            float *y = xs + t * I;
-            int64_t i = 0;
-            for (; i + 16 <= I; i += 16)
-                for (int j = 0; j < 8; j++) y[i + j] = x[i + 2 * j], y[i + 8 + j] = x[i + 2 * j + 1];
-            for (; i < I; i++) y[i] = x[i];
+        if (W->type == MOEC_QT_F8E4M3) {
+            scale_x(X, ldx, T, I, xs, xs + T * I);
+            post = xs + T * I;
+        } else {
+            permute_x_bf16(X, ldx, T, I, xs);
         }
         X = xs;
         ldx = I;
@@ -355,7 +353,7 @@ static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
 
 TARGET INLINE void dequant_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t n, float *out) {
     const int64_t cols = W->cols;
-    const size_t es = type_size(type);
+    const size_t es = moec_qtype_size(type);
     for (int64_t r = 0; r < n; r++, out += cols) {
         const void *row = (const char *)W->data + (size_t)(o0 + r) * (size_t)cols * es;
         const float f = type == MOEC_QT_F8E4M3 ? W->scale[o0 + r] : 1.0f;

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/threads.h"
 #include "kernels/cpu/gemm.h"
@@ -169,6 +170,57 @@ static void test_parallel_for(int threads) {
             }
 }
 
+/* The balanced loop: the same coverage guarantees, for several piece sizes. */
+static void test_parallel_for_balanced(int threads) {
+    static const int64_t ns[] = {0, 1, 2, 3, 7, 100, 1000, 100003};
+    static const int64_t grains[] = {1, 16, 1000}, pieces[] = {1, 7, 1000};
+    for (int nested = 0; nested < 2; nested++)
+        for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+            for (size_t b = 0; b < sizeof grains / sizeof grains[0]; b++)
+                for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
+                    int64_t n = ns[a];
+                    visit_ctx v = {.visits = calloc((size_t)n + 1, sizeof(_Atomic int)), .nested = nested};
+                    for (int rep = 0; rep < 5; rep++) moec_parallel_for_balanced(n, grains[b], pieces[p], visit, &v);
+                    int ok = !atomic_load(&v.bad_index);
+                    for (int64_t i = 0; i < n; i++) ok &= atomic_load(&v.visits[i]) == 5;
+                    ok &= atomic_load(&v.visits[n]) == 0;
+                    check(ok, "parallel_for_balanced threads=%d n=%ld grain=%ld piece=%ld nested=%d: each index once "
+                          "per loop (%d calls)", threads, (long)n, (long)grains[b], (long)pieces[p], nested,
+                          atomic_load(&v.calls));
+                    free(v.visits);
+                }
+}
+
+/* With thread 0 slowed down, the other threads must take pieces of thread 0's share (its first half, for 2). */
+typedef struct {
+    _Atomic int *visits;
+    _Atomic int stolen; /* indices of chunk 0 run by another thread */
+    int64_t chunk0_end;
+} steal_ctx;
+
+static void steal_visit(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    steal_ctx *v = ctx;
+    if (thread_index == 0) nanosleep(&(struct timespec){0, 2000000}, NULL); /* 2 ms per piece */
+    for (int64_t i = begin; i < end; i++) {
+        atomic_fetch_add(&v->visits[i], 1);
+        if (thread_index != 0 && i < v->chunk0_end) atomic_fetch_add(&v->stolen, 1);
+    }
+}
+
+static void test_balanced_steals(void) {
+    const int threads = moec_threads_count();
+    const int64_t n = 64;
+    steal_ctx v = {.visits = calloc((size_t)n, sizeof(_Atomic int)), .chunk0_end = n / threads + (n % threads > 0)};
+    moec_parallel_for_balanced(n, 1, 1, steal_visit, &v);
+    int ok = 1;
+    for (int64_t i = 0; i < n; i++) ok &= atomic_load(&v.visits[i]) == 1;
+    /* thread 0 needs 2 ms per index: in the time it does a few, the others finish theirs and take the rest */
+    const int stolen = atomic_load(&v.stolen);
+    check(ok && stolen >= v.chunk0_end / 2, "parallel_for_balanced, %d threads, thread 0 slow: every index once, "
+          "%d of thread 0's %ld indices taken by others", threads, stolen, (long)v.chunk0_end);
+    free(v.visits);
+}
+
 /* Two application threads calling moec_gemm at once: one gets the pool, the other runs inline; both correct. */
 static void *concurrent_gemm(void *arg) {
     double *worst = arg;
@@ -195,6 +247,7 @@ int main(void) {
     /* Uninitialised pool: loops and GEMM run single-threaded. */
     check(moec_threads_count() == 1, "uninitialised pool reports 1 thread");
     test_parallel_for(1);
+    test_parallel_for_balanced(1);
     test_gemm_degenerate();
 
     static const moec_gemm_isa isas[] = {MOEC_GEMM_ISA_SCALAR, MOEC_GEMM_ISA_AVX2, MOEC_GEMM_ISA_AVX512};
@@ -202,6 +255,8 @@ int main(void) {
         moec_status st = moec_threads_init(threads);
         check(st == MOEC_OK && moec_threads_count() == threads, "moec_threads_init(%d)", threads);
         test_parallel_for(threads);
+        test_parallel_for_balanced(threads);
+        if (threads > 1) test_balanced_steals();
         for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
             if (moec_gemm_set_isa(isas[i]) != MOEC_OK) {
                 printf("skip %s micro-kernel: %s\n", i == 1 ? "avx2" : "avx512", moec_error_message());
@@ -220,6 +275,7 @@ int main(void) {
     check(moec_threads_init(0) == MOEC_OK && moec_threads_count() >= 1, "moec_threads_init(0) uses the online CPUs (%d)",
           moec_threads_count());
     test_parallel_for(moec_threads_count());
+    test_parallel_for_balanced(moec_threads_count());
     check(moec_threads_init(-1) != MOEC_OK, "moec_threads_init(-1) is rejected: %s", moec_error_message());
     moec_threads_shutdown();
     check(moec_threads_count() == 1, "after shutdown the pool reports 1 thread");

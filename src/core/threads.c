@@ -188,16 +188,9 @@ moec_status moec_threads_init(int n) {
 
 int moec_threads_count(void) { return pool.nthreads > 1 ? pool.nthreads : 1; }
 
-void moec_parallel_for(int64_t n, int64_t grain, moec_task_fn fn, void *ctx) {
-    if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    int threads = moec_threads_count();
-    int64_t max_chunks = n / grain;
-    int nchunks = max_chunks < threads ? (int)max_chunks : threads;
-    if (nchunks <= 1 || atomic_exchange_explicit(&pool.busy, 1, memory_order_acquire)) {
-        fn(ctx, 0, n, 0);
-        return;
-    }
+/* Runs fn over chunk c = [c, c + 1) of [0, nchunks) on every participating thread (the caller takes chunk 0) and
+ * waits for all of them. The caller holds pool.busy; this releases it. */
+static void run_chunks(int64_t n, int nchunks, moec_task_fn fn, void *ctx) {
     pool.fn = fn;
     pool.ctx = ctx;
     pool.n = n;
@@ -215,4 +208,93 @@ void moec_parallel_for(int64_t n, int64_t grain, moec_task_fn fn, void *ctx) {
         else sched_yield();
     }
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
+}
+
+void moec_parallel_for(int64_t n, int64_t grain, moec_task_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    int threads = moec_threads_count();
+    int64_t max_chunks = n / grain;
+    int nchunks = max_chunks < threads ? (int)max_chunks : threads;
+    if (nchunks <= 1 || atomic_exchange_explicit(&pool.busy, 1, memory_order_acquire)) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    run_chunks(n, nchunks, fn, ctx);
+}
+
+/* ---------------------------------------------------------------- balanced loop
+ * Thread c owns the range ranges[c] = [front, back), packed into one word (front in the low 32 bits) so that its
+ * owner (taking pieces off the front) and a thief (taking pieces off the back) claim with one compare-and-swap each
+ * and can never both get an index. Each word sits on its own cache line: the owner's claims stay in its own cache
+ * until somebody steals. */
+#define BALANCED_MAX_THREADS 64
+
+static struct {
+    _Alignas(64) _Atomic uint64_t word;
+} ranges[BALANCED_MAX_THREADS];
+
+static struct {
+    moec_task_fn fn;
+    void *ctx;
+    int64_t piece;
+    int nchunks;
+} balanced;
+
+static inline uint64_t range_pack(int64_t front, int64_t back) { return (uint64_t)back << 32 | (uint64_t)front; }
+
+/* Claims up to `piece` indices from the front (own range) or the back (someone else's); 0 when it is empty. */
+static int claim(int c, int from_back, int64_t piece, int64_t *begin, int64_t *end) {
+    uint64_t w = atomic_load_explicit(&ranges[c].word, memory_order_relaxed);
+    for (;;) {
+        const int64_t front = (int64_t)(w & 0xffffffffu), back = (int64_t)(w >> 32);
+        if (front >= back) return 0;
+        const int64_t take = back - front < piece ? back - front : piece;
+        const uint64_t next = from_back ? range_pack(front, back - take) : range_pack(front + take, back);
+        if (atomic_compare_exchange_weak_explicit(&ranges[c].word, &w, next, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *begin = from_back ? back - take : front;
+            *end = from_back ? back : front + take;
+            return 1;
+        }
+    }
+}
+
+/* Chunk c of the pool's loop: own range first, front to back, then the others' ranges from their backs. */
+static void balanced_chunk(void *unused, int64_t c0, int64_t c1, int thread_index) {
+    (void)unused;
+    const int c = (int)c0, n = balanced.nchunks;
+    int64_t b, e;
+    while (claim(c, 0, balanced.piece, &b, &e)) balanced.fn(balanced.ctx, b, e, thread_index);
+    for (int k = 1; k < n; k++)
+        while (claim((c + k) % n, 1, balanced.piece, &b, &e)) balanced.fn(balanced.ctx, b, e, thread_index);
+}
+
+void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    if (piece < 1) piece = 1;
+    int threads = moec_threads_count();
+    if (threads > BALANCED_MAX_THREADS) threads = BALANCED_MAX_THREADS;
+    int64_t max_chunks = n / grain;
+    int nchunks = max_chunks < threads ? (int)max_chunks : threads;
+    if (nchunks <= 1 || n > INT32_MAX) {
+        moec_parallel_for(n, grain, fn, ctx);
+        return;
+    }
+    if (atomic_exchange_explicit(&pool.busy, 1, memory_order_acquire)) {
+        fn(ctx, 0, n, 0);
+        return;
+    }
+    for (int c = 0; c < nchunks; c++) {
+        int64_t begin, end;
+        chunk_range(n, nchunks, c, &begin, &end);
+        atomic_store_explicit(&ranges[c].word, range_pack(begin, end), memory_order_relaxed);
+    }
+    balanced.fn = fn;
+    balanced.ctx = ctx;
+    balanced.piece = piece;
+    balanced.nchunks = nchunks;
+    /* publish() orders these plain and relaxed stores before the job word the workers acquire */
+    run_chunks(nchunks, nchunks, balanced_chunk, NULL);
 }

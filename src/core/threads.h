@@ -38,6 +38,15 @@ typedef void (*moec_task_fn)(void *ctx, int64_t begin, int64_t end, int thread_i
  * when the pool is busy with another loop. Chunk boundaries depend only on n, grain and the thread count. */
 void moec_parallel_for(int64_t n, int64_t grain, moec_task_fn fn, void *ctx);
 
+/* As moec_parallel_for (the same chunks to start with, the same inline cases), but a thread that finishes its chunk
+ * early takes work from the others: each thread runs its own chunk front to back in pieces of at most `piece`
+ * indices, and then claims pieces off the back of the other chunks until nothing is left. Every index is still
+ * visited exactly once, but the split (and so the number of fn calls, and which thread gets an index) depends on
+ * timing. For loops whose pieces take unpredictable time, e.g. streaming weights from memory on a machine where the
+ * threads' bandwidth differs from moment to moment: the last thread no longer keeps everybody waiting, and each
+ * thread still reads its share as one sequential stream. */
+void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx);
+
 /* Stops and joins the workers; afterwards loops run single-threaded until the next moec_threads_init. */
 void moec_threads_shutdown(void);
 

@@ -327,28 +327,40 @@ static void permute_x_bf16(const float *X, int64_t ldx, int64_t T, int64_t I, fl
     }
 }
 
+static int64_t prep_floats_avx2(const moec_qmat *W, int64_t T) {
+    return W->type == MOEC_QT_F32 ? 0 : T * W->cols + (W->type == MOEC_QT_F8E4M3 ? T : 0);
+}
+
+/* X in the kernel's column order: bf16 permuted (load16_dot), E4M3 permuted and scaled (e4m3x32, scale_x), followed
+ * by post[T]. */
+static void prepare_avx2(const moec_qmat *W, const float *X, int64_t ldx, int64_t T, float *xs) {
+    const int64_t I = W->cols;
+    if (W->type == MOEC_QT_F8E4M3) scale_x(X, ldx, T, I, xs, xs + T * I);
+    else if (W->type == MOEC_QT_BF16) permute_x_bf16(X, ldx, T, I, xs);
+}
+
+static void dot_prepared_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *xs, int64_t T, float *Y,
+                              int64_t ldy) {
+    const int64_t I = W->cols;
+    if (W->type == MOEC_QT_F8E4M3) dot_f8(W, o0, o1, xs, I, T, Y, ldy, xs + T * I);
+    else if (W->type == MOEC_QT_BF16) dot_bf16(W, o0, o1, xs, I, T, Y, ldy, NULL);
+    else dot_f32(W, o0, o1, xs, I, T, Y, ldy, NULL);
+}
+
+/* Self-contained: prepares X in this thread's scratch, then runs the prepared kernel. */
 static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                      int64_t ldy) {
-    void (*fn)(const moec_qmat *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t, const float *) =
-        W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_BF16 ? dot_bf16 : dot_f8;
-    const float *post = NULL; /* read by the E4M3 instances only */
-    if (W->type != MOEC_QT_F32) { /* X in the kernel's column order (E4M3: scaled, followed by post[T]) */
-        const int64_t I = W->cols;
-        float *xs = moec_qmat_scratch(1, (size_t)(T * I + T));
-        if (!xs) { /* out of memory: slower but correct */
-            moec_qmat_kernels_scalar.dot(W, o0, o1, X, ldx, T, Y, ldy);
-            return;
-        }
-        if (W->type == MOEC_QT_F8E4M3) {
-            scale_x(X, ldx, T, I, xs, xs + T * I);
-            post = xs + T * I;
-        } else {
-            permute_x_bf16(X, ldx, T, I, xs);
-        }
-        X = xs;
-        ldx = I;
+    if (W->type == MOEC_QT_F32) {
+        dot_f32(W, o0, o1, X, ldx, T, Y, ldy, NULL);
+        return;
     }
-    fn(W, o0, o1, X, ldx, T, Y, ldy, post);
+    float *xs = moec_qmat_scratch(1, (size_t)prep_floats_avx2(W, T));
+    if (!xs) { /* out of memory: slower but correct */
+        moec_qmat_kernels_scalar.dot(W, o0, o1, X, ldx, T, Y, ldy);
+        return;
+    }
+    prepare_avx2(W, X, ldx, T, xs);
+    dot_prepared_avx2(W, o0, o1, xs, T, Y, ldy);
 }
 
 TARGET INLINE void dequant_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t n, float *out) {
@@ -383,5 +395,6 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
 }
 
 const qmat_kernels moec_qmat_kernels_avx2 = {
-    .isa = MOEC_GEMM_ISA_AVX2, .name = "avx2", .dot = dot_avx2, .dequant = dequant_avx2,
+    .isa = MOEC_GEMM_ISA_AVX2, .name = "avx2", .dot = dot_avx2, .prep_floats = prep_floats_avx2,
+    .prepare = prepare_avx2, .dot_prepared = dot_prepared_avx2, .dequant = dequant_avx2,
 };

@@ -18,11 +18,20 @@ typedef struct {
      * QMAT_DECODE_ROWS at a time, each group read once from memory while the X rows are walked in small blocks. */
     void (*dot)(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                 int64_t ldy);
+    /* Optional (NULL: dot reads X as given). A kernel that wants X in its own column order or scaling exposes the
+     * step that makes that copy, so that a multithreaded call makes it once, not once per thread and piece:
+     * prep_floats(W, T) is its size in floats (0: nothing to prepare for this type), prepare(W, X, ldx, T, xs)
+     * fills it, and dot_prepared(W, o0, o1, xs, T, Y, ldy) then computes what dot computes, from any thread. */
+    int64_t (*prep_floats)(const moec_qmat *W, int64_t T);
+    void (*prepare)(const moec_qmat *W, const float *X, int64_t ldx, int64_t T, float *xs);
+    void (*dot_prepared)(const moec_qmat *W, int64_t o0, int64_t o1, const float *xs, int64_t T, float *Y,
+                         int64_t ldy);
     /* Prefill: out[r·cols + i] = W[o0 + r][i] as fp32, scale applied, for r < n. */
     void (*dequant)(const moec_qmat *W, int64_t o0, int64_t n, float *out);
 } qmat_kernels;
 
-/* The calling thread's scratch buffer number `slot` (0: prefill's dequantised block, 1: a kernel's own use), at
+/* The calling thread's scratch buffer number `slot` (0: prefill's dequantised block, 1: a kernel's own use, 2: the
+ * driver's prepared X, shared with the pool's threads for the duration of one call), at
  * least `floats` long and 64-byte aligned, kept for later calls; NULL if it cannot be had (the caller then falls
  * back to a path without scratch). */
 float *moec_qmat_scratch(int slot, size_t floats);

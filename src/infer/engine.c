@@ -124,20 +124,28 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
     const attn_args *a = p;
     moec_session *s = a->s;
     const moec_config *c = &s->model->cfg;
-    const int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, GD = G * Dh, HD = H * Dh;
+    const int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh;
     const float scale = 1.0f / sqrtf((float)Dh);
     float *sc = s->scores + (int64_t)thread * MOEC_ATTN_QBLOCK * s->ctx;
     for (int64_t t = t0; t < t1; t++) {
         const int32_t *task = s->attn_tasks + 4 * t;
         const int64_t row0 = task[0], nr = task[1], p0 = task[2], h = task[3], g = h / (H / G);
         const int64_t slot = a->slots[row0], nkeys = p0 + nr;
-        const int64_t base = (((int64_t)a->layer * s->n_slots + slot) * s->ctx) * GD + g * Dh;
+        const int64_t base = ((((int64_t)a->layer * s->n_slots + slot) * G + g) * s->ctx) * Dh;
         const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row0 * HD + h * Dh;
         float *o = s->att + row0 * HD + h * Dh;
         if (nr == 1) {
-            for (int64_t j = 0; j < nkeys; j++) sc[j] = scale * dot8(q, kc + j * GD, Dh);
+            /* The cache was evicted by the weights streamed since the last step: fetch the keys a few rows
+             * ahead, and this row's values for the second pass, while the dot products run. */
+            for (int64_t j = 0; j < nkeys; j++) {
+                for (int64_t d = 0; d < Dh; d += 16) {
+                    __builtin_prefetch(kc + (j + 4) * Dh + d, 0, 3);
+                    __builtin_prefetch(vc + j * Dh + d, 0, 3);
+                }
+                sc[j] = scale * dot8(q, kc + j * Dh, Dh);
+            }
         } else {
-            moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, GD, 0.0f, sc, nkeys);
+            moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, Dh, 0.0f, sc, nkeys);
         }
         for (int64_t i = 0; i < nr; i++) {
             float *r = sc + i * nkeys, mx = -INFINITY;
@@ -155,11 +163,11 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
         if (nr == 1) {
             memset(o, 0, (size_t)Dh * sizeof *o);
             for (int64_t j = 0; j < nkeys; j++) {
-                const float pj = sc[j], *vr = vc + j * GD;
+                const float pj = sc[j], *vr = vc + j * Dh;
                 for (int64_t d = 0; d < Dh; d++) o[d] += pj * vr[d];
             }
         } else {
-            moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, GD, 0.0f, o, HD);
+            moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, Dh, 0.0f, o, HD);
         }
     }
 }
@@ -300,12 +308,14 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
             const float *cs = s->rope_cos + (int64_t)s->pos[i] * half, *sn = s->rope_sin + (int64_t)s->pos[i] * half;
             moec_rope_apply(s->q + i * HD, cs, sn, 1, 1, H, Dh, 0);
             moec_rope_apply(s->k + i * GD, cs, sn, 1, 1, G, Dh, 0);
-            const int64_t at = (((int64_t)l * s->n_slots + slots[i]) * s->ctx + s->pos[i]) * GD;
-            memcpy(s->k_cache + at, s->k + i * GD, (size_t)GD * 4);
-            memcpy(s->v_cache + at, s->v + i * GD, (size_t)GD * 4);
+            for (int64_t g = 0; g < G; g++) {
+                const int64_t at = ((((int64_t)l * s->n_slots + slots[i]) * G + g) * s->ctx + s->pos[i]) * Dh;
+                memcpy(s->k_cache + at, s->k + i * GD + g * Dh, (size_t)Dh * 4);
+                memcpy(s->v_cache + at, s->v + i * GD + g * Dh, (size_t)Dh * 4);
+            }
         }
         attn_args aa = {.s = s, .slots = slots, .layer = l};
-        moec_parallel_for(n_attn_tasks, 1, attn_task, &aa);
+        moec_parallel_for_balanced(n_attn_tasks, 1, 1, attn_task, &aa); /* heads cost what their cache reads cost */
         moec_qmat_matmul(s->tmp, D, s->att, HD, n, &L->wo);
         moec_add_inplace(s->x, s->tmp, n * D);
         moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->ffn_norm, n, D, c->norm_eps);

@@ -29,7 +29,7 @@ typedef struct {
     const moec_infer_model *model;
     int n_slots, ctx;
     int64_t max_rows;
-    float *k_cache, *v_cache;  /* [L][n_slots][ctx][G·Dh] */
+    float *k_cache, *v_cache;  /* [L][n_slots][G][ctx][Dh]: one KV head's positions are contiguous */
     int32_t *len;              /* [n_slots] positions filled */
     /* per-call scratch, sized for max_rows */
     int32_t *pos;              /* [rows] position of each row */

@@ -133,9 +133,56 @@ static void swiglu_fwd_range(void *p, int64_t i0, int64_t i1, int thread) {
     }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define AVX2 __attribute__((target("avx2,fma")))
+
+/* e^x for 8 floats, to a few ulp on [-87.3, 88] (tests/test_layers_grad.c holds the SwiGLU built on it to 8 ulp of
+ * double precision; measured worst 3.8): x = n·ln 2 + r with |r| <= ln 2 / 2, e^r by a degree-7 polynomial (the Cephes expf coefficients,
+ * published minimax values for this interval), times 2^n built in the exponent field. Inputs are clamped to
+ * [-87.3, 88] first (so 2^n stays a normal number: e^x saturates at 1.6e38 and bottoms out at 1.2e-38 instead of
+ * reaching inf and 0); a NaN stays NaN (min/max return their second operand, x, when it is NaN). */
+AVX2 static inline __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-87.33f), _mm256_min_ps(_mm256_set1_ps(88.0f), x));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x); /* ln 2 in two parts: the first is exact */
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* The same formula 8 at a time: decode runs it on one thread for one token's chosen experts (a few thousand
+ * values per layer), where scalar expf cost ~20 cycles a value while the other threads waited. */
+AVX2 static void swiglu_fwd_range_avx2(void *p, int64_t i0, int64_t i1, int thread) {
+    const swiglu_args *a = p;
+    int64_t i = i0;
+    for (; i + 8 <= i1; i += 8) {
+        const __m256 g = _mm256_loadu_ps(a->h1 + i);
+        const __m256 den = _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), g)));
+        _mm256_storeu_ps(a->out0 + i, _mm256_mul_ps(_mm256_div_ps(g, den), _mm256_loadu_ps(a->h3 + i)));
+    }
+    if (i < i1) swiglu_fwd_range(p, i, i1, thread);
+}
+
+static moec_task_fn swiglu_fwd_for_cpu(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? swiglu_fwd_range_avx2 : swiglu_fwd_range;
+}
+#else
+static moec_task_fn swiglu_fwd_for_cpu(void) { return swiglu_fwd_range; }
+#endif
+
 void moec_swiglu_forward(float *act, const float *h1, const float *h3, int64_t T, int64_t F) {
     swiglu_args a = {.out0 = act, .h1 = h1, .h3 = h3};
-    moec_parallel_for(T * F, 4096, swiglu_fwd_range, &a);
+    moec_parallel_for(T * F, 4096, swiglu_fwd_for_cpu(), &a);
 }
 
 /* act = silu(g)·u:  du = dact·silu(g),  dg = dact·u·σ(g)·(1 + g·(1 − σ(g))). */

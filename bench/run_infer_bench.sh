@@ -9,9 +9,9 @@
 #   ref-moe-small  the training benchmark's model: 153M parameters, 49M active (8 experts, top-2)
 #   moe-1b         1.05B parameters, 426M active: D 2048, 12 layers, 16/8 heads of 128, 8 experts of 1408, top-2
 # Each is exported to GGUF per type (by `moec convert` when it exists, else by llama.cpp's converter), then:
-#   llama.cpp: llama-bench -t THREADS -p PP -n TG -r ROUNDS; medians of its per-repetition samples
+#   llama.cpp: llama-bench -t THREADS -p PP -n TG -r 1, ROUNDS times, taking turns with moec; medians
 #              (pp = prefill of PP tokens from an empty cache, tg = TG decode steps, each one token).
-#   moec:      moec_bench() below — the hook for moec's own inference benchmark (to be filled in).
+#   moec:      build/bench/bench_infer --reps 1 (after its own warm-up), in turns with llama.cpp; medians
 #   bound:     decode cannot beat (weight bytes one token reads) / (measured memory read bandwidth): every
 #              decode step streams the attention weights, the router, K experts per layer, the norms and
 #              the output head (expert choice changes per token, so nothing stays in a 32 MB L3 for the 1B
@@ -89,10 +89,11 @@ for p in sys.argv[1:]:
 }
 
 # ---------------------------------------------------------------- llama.cpp
-llama_bench() { # $1 = model, $2 = type: appends {"impl": "llama.cpp", "test": "pp512"|"tg128", "samples_ts": [...]}
+llama_bench() { # $1 = model, $2 = type, $3 = repetitions: appends {"impl": "llama.cpp", "test": "pp512"|"tg128",
+                #   "samples_ts": [...]}
     local g=$DIR/$1.$2.gguf
     evict "$g"
-    "$LLAMA/build/bin/llama-bench" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$ROUNDS" -o jsonl 2>/dev/null |
+    "$LLAMA/build/bin/llama-bench" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$3" -o jsonl 2>/dev/null |
         "$PY" -c '
 import json, sys
 for line in sys.stdin:
@@ -106,18 +107,27 @@ for line in sys.stdin:
 # moec runs its own formats of the same weights: fp8 E4M3 with per-row scales (`moec quantize --to fp8`) against
 # llama.cpp's Q8_0, bf16 against llama.cpp's f16 — both 8-bit and both 16-bit, from the same f32/bf16 model
 # directory. build/bench/bench_infer measures pp (one prefill of PP tokens from an empty cache) and tg (TG decode
-# steps after a 1-token context), as llama-bench does, ROUNDS repetitions after a warm-up.
-moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with
-    local m=$1 t=$2 mt d
-    case $t in q8_0) mt=fp8 ;; f16|bf16) mt=bf16 ;; *) mt=f32 ;; esac
+# steps after a 1-token context), as llama-bench does, one repetition after a warm-up per round.
+moec_type() { # $1 = llama.cpp type -> the moec weight type compared with it
+    case $1 in q8_0) echo fp8 ;; f16|bf16) echo bf16 ;; *) echo f32 ;; esac
+}
+moec_model() { # $1 = model, $2 = llama.cpp type: writes the moec directory if needed (quantize), prints its path
+    local m=$1 mt d
+    mt=$(moec_type "$2")
     d=$DIR/$m.$mt
-    if [ "$mt" != f32 ] && [ ! -f "$d/config.json" ]; then
+    [ "$mt" = f32 ] && { echo "$DIR/$m"; return; }
+    if [ ! -f "$d/config.json" ]; then
         rm -rf "$d"
         ./build/moec quantize --to "$mt" --model "$DIR/$m" --out "$d" >&2
     fi
-    [ "$mt" = f32 ] && d=$DIR/$m
+    echo "$d"
+}
+moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with, $3 = repetitions
+    local m=$1 t=$2 mt d
+    mt=$(moec_type "$t")
+    d=$(moec_model "$m" "$t")
     evict "$d"/*.safetensors
-    ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$ROUNDS" \
+    ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
         --bw-mib 256 > "$DIR/moec.$m.$mt.json"
     "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
 import json, sys
@@ -130,13 +140,19 @@ for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
 PYEOF
 }
 
+# The engines take turns, one repetition each, ROUNDS times: the shared machine's speed drifts over minutes (a
+# neighbour's job halves the bandwidth for a while), and a drift then hits both engines' samples alike instead of
+# whichever ran during it. The table takes medians over the rounds.
 for m in $MODELS; do
     make_models "$m"
-    measure_bandwidth
-    for t in $TYPES; do
-        echo "benchmarking $m $t ..." >&2
-        llama_bench "$m" "$t"
-        moec_bench "$m" "$t"
+    for t in $TYPES; do moec_model "$m" "$t" > /dev/null; done
+    for r in $(seq "$ROUNDS"); do
+        measure_bandwidth
+        for t in $TYPES; do
+            echo "benchmarking $m $t, round $r of $ROUNDS ..." >&2
+            llama_bench "$m" "$t" 1
+            moec_bench "$m" "$t" 1
+        done
     done
 done
 
@@ -144,7 +160,17 @@ done
 BW=$(sort -g "$DIR/bandwidth.txt" | tail -n 1)
 "$PY" - "$RESULTS" "$DIR" "$BW" "$THREADS" <<'PYEOF'
 import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+# one line per round and engine: merge the rounds' samples of each (model, type, engine, test)
+rows = []
+for l in open(sys.argv[1]):
+    if not l.strip(): continue
+    r = json.loads(l)
+    same = [x for x in rows if all(x.get(k) == r.get(k) for k in ("model", "type", "impl", "test"))]
+    if same:
+        same[0]["samples_ts"] += r["samples_ts"]
+        if "peak_rss_mb" in r: same[0]["peak_rss_mb"] = max(same[0]["peak_rss_mb"], r["peak_rss_mb"])
+    else:
+        rows.append(r)
 bw, threads = float(sys.argv[3]), sys.argv[4]
 bytes_per_weight = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32,  # Q8_0: 32 int8 + one f16 scale
                     "fp8": 1.0}  # E4M3 + one f32 scale per row of >= 512 weights (< 1 % more)

@@ -306,9 +306,20 @@ TARGET static void scale_x(const float *X, int64_t ldx, int64_t T, int64_t I, fl
         const float f = ldexpf(1.0f, sx);
         /* each block of 32 columns in e4m3x32's order: y[i + 8k + j] = x[i + 4j + k] (a 4 × 8 transpose); the
          * columns past the last block stay in place */
-        for (i = 0; i + 32 <= I; i += 32)
+        const __m256 vf = _mm256_set1_ps(f);
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (i = 0; i + 32 <= I; i += 32) {
+            /* a 4 × 4 transpose in each 128-bit lane gives r[k] = x[k], x[8+k], x[16+k], x[24+k] | x[4+k], x[12+k],
+             * x[20+k], x[28+k]; one lane-crossing permutation puts those in the order 4j + k */
+            const __m256 a = _mm256_loadu_ps(x + i), b = _mm256_loadu_ps(x + i + 8), c = _mm256_loadu_ps(x + i + 16),
+                         d = _mm256_loadu_ps(x + i + 24);
+            const __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b), t2 = _mm256_unpacklo_ps(c, d),
+                         t3 = _mm256_unpackhi_ps(c, d);
+            const __m256 r[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xee),
+                                 _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xee)};
             for (int k = 0; k < 4; k++)
-                for (int j = 0; j < 8; j++) y[i + 8 * k + j] = x[i + 4 * j + k] * f;
+                _mm256_storeu_ps(y + i + 8 * k, _mm256_mul_ps(_mm256_permutevar8x32_ps(r[k], order), vf));
+        }
         for (; i < I; i++) y[i] = x[i] * f;
         post[t] = ldexpf(1.0f, 120 - sx);
     }

@@ -210,12 +210,16 @@ static void run_chunks(int64_t n, int nchunks, moec_task_fn fn, void *ctx) {
     atomic_store_explicit(&pool.busy, 0, memory_order_release);
 }
 
+/* Chunks of at least `grain` indices (grain < 1 counts as 1) that a loop over n indices splits into, at most
+ * max_threads. */
+static int chunk_count(int64_t n, int64_t grain, int max_threads) {
+    const int64_t max_chunks = n / (grain < 1 ? 1 : grain);
+    return max_chunks < max_threads ? (int)max_chunks : max_threads;
+}
+
 void moec_parallel_for(int64_t n, int64_t grain, moec_task_fn fn, void *ctx) {
     if (n <= 0) return;
-    if (grain < 1) grain = 1;
-    int threads = moec_threads_count();
-    int64_t max_chunks = n / grain;
-    int nchunks = max_chunks < threads ? (int)max_chunks : threads;
+    const int nchunks = chunk_count(n, grain, moec_threads_count());
     if (nchunks <= 1 || atomic_exchange_explicit(&pool.busy, 1, memory_order_acquire)) {
         fn(ctx, 0, n, 0);
         return;
@@ -272,12 +276,9 @@ static void balanced_chunk(void *unused, int64_t c0, int64_t c1, int thread_inde
 
 void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx) {
     if (n <= 0) return;
-    if (grain < 1) grain = 1;
     if (piece < 1) piece = 1;
-    int threads = moec_threads_count();
-    if (threads > BALANCED_MAX_THREADS) threads = BALANCED_MAX_THREADS;
-    int64_t max_chunks = n / grain;
-    int nchunks = max_chunks < threads ? (int)max_chunks : threads;
+    const int threads = moec_threads_count();
+    const int nchunks = chunk_count(n, grain, threads < BALANCED_MAX_THREADS ? threads : BALANCED_MAX_THREADS);
     if (nchunks <= 1 || n > INT32_MAX) {
         moec_parallel_for(n, grain, fn, ctx);
         return;

@@ -100,6 +100,12 @@ static void add_bias(float *y, const float *b, int64_t n, int64_t w) {
 }
 
 /* ---------------------------------------------------------------- attention over the cache */
+/* Offset of (layer, slot, kv head g, position) in k_cache / v_cache, laid out [L][n_slots][G][ctx][Dh]. */
+static int64_t kv_at(const moec_session *s, int64_t layer, int64_t slot, int64_t g, int64_t pos) {
+    const moec_config *c = &s->model->cfg;
+    return (((layer * s->n_slots + slot) * c->n_kv_heads + g) * s->ctx + pos) * c->head_dim;
+}
+
 typedef struct {
     moec_session *s;
     const int32_t *slots;
@@ -131,7 +137,7 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
         const int32_t *task = s->attn_tasks + 4 * t;
         const int64_t row0 = task[0], nr = task[1], p0 = task[2], h = task[3], g = h / (H / G);
         const int64_t slot = a->slots[row0], nkeys = p0 + nr;
-        const int64_t base = ((((int64_t)a->layer * s->n_slots + slot) * G + g) * s->ctx) * Dh;
+        const int64_t base = kv_at(s, a->layer, slot, g, 0);
         const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row0 * HD + h * Dh;
         float *o = s->att + row0 * HD + h * Dh;
         if (nr == 1) {
@@ -309,7 +315,7 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
             moec_rope_apply(s->q + i * HD, cs, sn, 1, 1, H, Dh, 0);
             moec_rope_apply(s->k + i * GD, cs, sn, 1, 1, G, Dh, 0);
             for (int64_t g = 0; g < G; g++) {
-                const int64_t at = ((((int64_t)l * s->n_slots + slots[i]) * G + g) * s->ctx + s->pos[i]) * Dh;
+                const int64_t at = kv_at(s, l, slots[i], g, s->pos[i]);
                 memcpy(s->k_cache + at, s->k + i * GD + g * Dh, (size_t)Dh * 4);
                 memcpy(s->v_cache + at, s->v + i * GD + g * Dh, (size_t)Dh * 4);
             }

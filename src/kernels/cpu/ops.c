@@ -138,8 +138,8 @@ static void swiglu_fwd_range(void *p, int64_t i0, int64_t i1, int thread) {
 #define AVX2 __attribute__((target("avx2,fma")))
 
 /* e^x for 8 floats, to a few ulp on [-87.3, 88] (tests/test_layers_grad.c holds the SwiGLU built on it to 8 ulp of
- * double precision; measured worst 3.8): x = n·ln 2 + r with |r| <= ln 2 / 2, e^r by a degree-7 polynomial (the Cephes expf coefficients,
- * published minimax values for this interval), times 2^n built in the exponent field. Inputs are clamped to
+ * double precision; measured worst 3.8): x = n·ln 2 + r with |r| <= ln 2 / 2, e^r by a degree-7 polynomial (the
+ * Cephes expf coefficients, published minimax values for this interval), times 2^n built in the exponent field. Inputs are clamped to
  * [-87.3, 88] first (so 2^n stays a normal number: e^x saturates at 1.6e38 and bottoms out at 1.2e-38 instead of
  * reaching inf and 0); a NaN stays NaN (min/max return their second operand, x, when it is NaN). */
 AVX2 static inline __m256 exp8(__m256 x) {

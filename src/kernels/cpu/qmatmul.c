@@ -250,18 +250,8 @@ typedef struct {
     const float *X;
     float *Y;
     int64_t ldx, ldy, T;
-    int prepared;  /* decode: X is the kernel's prepared copy (qmat_kernels.prepare) */
-    int64_t block; /* prefill: weight rows per block */
+    int64_t block; /* weight rows per block */
 } qmat_job;
-
-/* Task over groups of QMAT_DECODE_ROWS rows. */
-static void decode_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
-    const qmat_job *j = ctx;
-    int64_t o0 = begin * QMAT_DECODE_ROWS, o1 = end * QMAT_DECODE_ROWS;
-    if (o1 > j->W->rows) o1 = j->W->rows;
-    if (j->prepared) j->k->dot_prepared(j->W, o0, o1, j->X, j->T, j->Y, j->ldy);
-    else j->k->dot(j->W, o0, o1, j->X, j->ldx, j->T, j->Y, j->ldy);
-}
 
 static void prefill_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     const qmat_job *j = ctx;
@@ -287,43 +277,6 @@ static void prefill_task(void *ctx, int64_t begin, int64_t end, int thread_index
 /* Floats of prepared X the kernels want for W and T rows (0: none). */
 static int64_t prep_floats(const qmat_kernels *k, const moec_qmat *W, int64_t T) {
     return k->prep_floats ? k->prep_floats(W, T) : 0;
-}
-
-/* Grain and piece (in groups of QMAT_DECODE_ROWS rows) of a decode loop whose groups average `group_bytes`. */
-static void decode_split(int64_t group_bytes, int64_t *grain, int64_t *piece) {
-    if (group_bytes < 1) group_bytes = 1;
-    *grain = DECODE_GRAIN_BYTES / group_bytes > 1 ? DECODE_GRAIN_BYTES / group_bytes : 1;
-    *piece = DECODE_PIECE_BYTES / group_bytes > 1 ? DECODE_PIECE_BYTES / group_bytes : 1;
-}
-
-void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W) {
-    if (T <= 0 || W->rows <= 0) return;
-    if (W->cols <= 0) { /* an empty sum (moec_qmat_check rejects such a matrix; stay defined anyway) */
-        for (int64_t t = 0; t < T; t++) memset(Y + t * ldy, 0, sizeof(float) * (size_t)W->rows);
-        return;
-    }
-    qmat_job j = {.k = kernels(), .W = W, .X = X, .Y = Y, .ldx = ldx, .ldy = ldy, .T = T};
-    const int threads = moec_threads_count();
-    if (T <= moec_qmat_decode_max(W->type)) {
-        const int64_t nx = prep_floats(j.k, W, T);
-        float *xs = nx > 0 ? moec_qmat_scratch(2, (size_t)nx) : NULL;
-        if (xs) { /* else (none wanted, or out of memory) each piece's dot prepares its own copy */
-            j.k->prepare(W, X, ldx, T, xs);
-            j.X = xs;
-            j.prepared = 1;
-        }
-        int64_t groups = (W->rows + QMAT_DECODE_ROWS - 1) / QMAT_DECODE_ROWS, grain, piece;
-        decode_split(QMAT_DECODE_ROWS * W->cols * (int64_t)moec_qtype_size(W->type) * T, &grain, &piece);
-        moec_parallel_for_balanced(groups, grain, piece, decode_task, &j);
-        return;
-    }
-    int64_t block = (int64_t)(PREFILL_BLOCK_BYTES / sizeof(float)) / W->cols / 16 * 16;
-    if (block > PREFILL_BLOCK_MAX) block = PREFILL_BLOCK_MAX;
-    /* At least two blocks per thread, so that uneven blocks balance, unless that makes them too small. */
-    while (block > PREFILL_BLOCK_MIN && (W->rows + block - 1) / block < 2 * threads) block /= 2;
-    if (block < PREFILL_BLOCK_MIN) block = PREFILL_BLOCK_MIN;
-    j.block = block;
-    moec_parallel_for((W->rows + block - 1) / block, 1, prefill_task, &j);
 }
 
 #define MANY_MAX 64
@@ -378,6 +331,43 @@ static void many_prepare(many_job *j) {
     }
 }
 
+/* The decode path of n products at once (n <= MANY_MAX, every one with T <= its decode_max): one balanced loop over
+ * all their groups of QMAT_DECODE_ROWS weight rows, each op's X prepared once beforehand. */
+static void decode_ops(const moec_qmat_op *ops, int n) {
+    if (n <= 0) return;
+    many_job j = {.k = kernels(), .ops = ops, .n = n};
+    int64_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        j.first[i + 1] = j.first[i] + (ops[i].W->rows + QMAT_DECODE_ROWS - 1) / QMAT_DECODE_ROWS;
+        bytes += ops[i].W->rows * ops[i].W->cols * (int64_t)moec_qtype_size(ops[i].W->type) * ops[i].T;
+    }
+    many_prepare(&j);
+    const int64_t groups = j.first[n], per_group = bytes / groups > 1 ? bytes / groups : 1;
+    const int64_t grain = DECODE_GRAIN_BYTES / per_group, piece = DECODE_PIECE_BYTES / per_group;
+    moec_parallel_for_balanced(groups, grain > 1 ? grain : 1, piece > 1 ? piece : 1, many_task, &j);
+}
+
+void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W) {
+    if (T <= 0 || W->rows <= 0) return;
+    if (W->cols <= 0) { /* an empty sum (moec_qmat_check rejects such a matrix; stay defined anyway) */
+        for (int64_t t = 0; t < T; t++) memset(Y + t * ldy, 0, sizeof(float) * (size_t)W->rows);
+        return;
+    }
+    if (T <= moec_qmat_decode_max(W->type)) {
+        decode_ops(&(moec_qmat_op){Y, ldy, X, ldx, T, W}, 1);
+        return;
+    }
+    qmat_job j = {.k = kernels(), .W = W, .X = X, .Y = Y, .ldx = ldx, .ldy = ldy, .T = T};
+    const int threads = moec_threads_count();
+    int64_t block = (int64_t)(PREFILL_BLOCK_BYTES / sizeof(float)) / W->cols / 16 * 16;
+    if (block > PREFILL_BLOCK_MAX) block = PREFILL_BLOCK_MAX;
+    /* At least two blocks per thread, so that uneven blocks balance, unless that makes them too small. */
+    while (block > PREFILL_BLOCK_MIN && (W->rows + block - 1) / block < 2 * threads) block /= 2;
+    if (block < PREFILL_BLOCK_MIN) block = PREFILL_BLOCK_MIN;
+    j.block = block;
+    moec_parallel_for((W->rows + block - 1) / block, 1, prefill_task, &j);
+}
+
 void moec_qmat_matmul_many(const moec_qmat_op *ops, int n) {
     int all_decode = n <= MANY_MAX;
     for (int i = 0; i < n && all_decode; i++)
@@ -387,17 +377,7 @@ void moec_qmat_matmul_many(const moec_qmat_op *ops, int n) {
         for (int i = 0; i < n; i++) moec_qmat_matmul(ops[i].Y, ops[i].ldy, ops[i].X, ops[i].ldx, ops[i].T, ops[i].W);
         return;
     }
-    many_job j = {.k = kernels(), .ops = ops, .n = n};
-    int64_t bytes = 0;
-    for (int i = 0; i < n; i++) {
-        j.first[i + 1] = j.first[i] + (ops[i].W->rows + QMAT_DECODE_ROWS - 1) / QMAT_DECODE_ROWS;
-        bytes += ops[i].W->rows * ops[i].W->cols * (int64_t)moec_qtype_size(ops[i].W->type) * ops[i].T;
-    }
-    many_prepare(&j);
-    const int64_t groups = j.first[n];
-    int64_t grain, piece;
-    decode_split(bytes / (groups > 0 ? groups : 1), &grain, &piece);
-    moec_parallel_for_balanced(groups, grain, piece, many_task, &j);
+    decode_ops(ops, n);
 }
 
 void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {

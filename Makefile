@@ -1,11 +1,14 @@
 # moec build. Every .c under src/ goes into build/libmoec.a; tools/moec.c is the CLI; each tests/test_*.c is a
 # standalone test binary. No global -march: SIMD kernels select their instruction set at run time
 # (function target attributes + CPU detection), so one binary runs on AVX-512, AVX2 or plain x86-64.
+# DEFS=-DMOEC_EMULATE_AVX512 (with its own BUILD dir) builds moec with emulated AVX-512 kernels for the test suite's
+# avx512-emulated pass (src/kernels/cpu/avx512.h).
 CC      ?= cc
 SAN     ?=
+DEFS    ?=
 OPT     ?= -O2 -fvect-cost-model=dynamic -fno-math-errno
 CFLAGS  ?= $(OPT) -g -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -fno-strict-aliasing -pthread $(SAN)
-CPPFLAGS += -Iinclude -Isrc
+CPPFLAGS += -Iinclude -Isrc $(DEFS)
 LDLIBS  = -lcjson -lm -pthread
 BUILD   ?= build
 

@@ -4,6 +4,7 @@
 #   moec_deps_python  a virtualenv with the test oracles (PyTorch, numpy, safetensors, tokenizers), reused
 #                     across runs at $MOEC_VENV (default ~/.cache/moec/venv); gguf is llama.cpp's GGUF package
 #   moec_deps_fuzz    clang with libFuzzer and the sanitizer runtimes (tests/test_fuzz.sh)
+#   moec_deps_emu512  SIMDe's portable intrinsics, for test.sh's pass over emulated AVX-512 kernels
 set -euo pipefail
 
 MOEC_VENV=${MOEC_VENV:-$HOME/.cache/moec/venv}
@@ -44,4 +45,8 @@ moec_deps_python() {
 
 moec_deps_fuzz() { # clang's -fsanitize=fuzzer runtime is in libclang-rt-14-dev on Debian 12
     moec_apt_install clang libclang-rt-14-dev
+}
+
+moec_deps_emu512() { # header-only; see src/kernels/cpu/avx512.h
+    moec_apt_install libsimde-dev
 }

@@ -32,11 +32,16 @@ cp "$ST/hf/config.json" "$ST/hf/model.safetensors" "$M/"
 "$PY" tests/llama2c_tokenizer.py convert "$ST/tok512.bin" "$M/tokenizer.json" >/dev/null || ko "tokenizer.json from tok512.bin"
 
 # ---------------------------------------------------------------- greedy == llama2.c
-"$MOEC" generate --model "$M" --prompt "" --max-tokens 200 --temperature 0 > "$TMP/greedy.txt" 2> "$TMP/greedy.err"
+"$MOEC" generate --model "$M" --prompt "" --max-tokens 200 --temperature 0 --stats 1 > "$TMP/greedy.txt" 2> "$TMP/greedy.err"
 if cmp -s "$TMP/greedy.txt" "$ST/greedy-200.txt" || cmp -s <(head -c -1 "$TMP/greedy.txt") "$ST/greedy-200.txt"; then
     ok "greedy 200 tokens from BOS == llama2.c's greedy-200.txt"
 else
     ko "greedy generation differs from greedy-200.txt"; diff "$TMP/greedy.txt" "$ST/greedy-200.txt" | head; cat "$TMP/greedy.err"
+fi
+# test.sh's AVX-512-emulated pass says which kernels must have run (the --stats line names them)
+if [ -n "${MOEC_EXPECT_KERNELS:-}" ]; then
+    if grep -q "; kernels $MOEC_EXPECT_KERNELS\$" "$TMP/greedy.err"; then ok "the decode ran the $MOEC_EXPECT_KERNELS kernels"
+    else ko "kernels: expected $MOEC_EXPECT_KERNELS"; cat "$TMP/greedy.err"; fi
 fi
 # same with a single thread and with a small prefill block on a prompt (the prompt is the golden text's start)
 "$MOEC" generate --model "$M" --prompt "Once upon a time, there was a little girl named Lily." --max-tokens 60 \

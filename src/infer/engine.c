@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/threads.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
@@ -185,8 +186,7 @@ __attribute__((target("avx2,fma"))) static void attn_task_avx2(void *p, int64_t 
 }
 static void attn_task_base(void *p, int64_t t0, int64_t t1, int thread) { attn_body(p, t0, t1, thread); }
 static moec_task_fn attn_task_for_cpu(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? attn_task_avx2 : attn_task_base;
+    return moec_cpu_has_avx2() ? attn_task_avx2 : attn_task_base;
 }
 
 /* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads. */

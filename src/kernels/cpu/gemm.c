@@ -26,7 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/threads.h"
+#include "kernels/cpu/gemm_kernels.h"
 
 /* ---------------------------------------------------------------------------------------------------------------
  * Reference */
@@ -56,49 +58,8 @@ void moec_gemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, fl
 typedef void (*micro_kernel_fn)(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float alpha,
                                 float beta);
 
-/* AVX-512: 14 rows × 2 zmm. 28 accumulators + 2 B vectors + 1 broadcast = 31 of the 32 registers; per k step,
- * 28 FMAs against 2 loads + 14 broadcasts, enough to keep both FMA pipes busy. */
-#define AVX512_MR 14
-#define AVX512_NR 32
-
-__attribute__((target("avx512f,avx512bw,avx512vl,fma")))
-static void kernel_avx512_14x32(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, float alpha,
-                                float beta) {
-    __m512 acc[AVX512_MR][2];
-#pragma GCC unroll 14
-    for (int i = 0; i < AVX512_MR; i++) {
-        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-        __builtin_prefetch(c + i * ldc, 1, 3); /* C is not in cache at large M·N; its rows arrive during the k loop */
-        __builtin_prefetch(c + i * ldc + AVX512_NR - 1, 1, 3);
-    }
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 14
-        for (int i = 0; i < AVX512_MR; i++) {
-            __m512 ai = _mm512_set1_ps(a[i]);
-            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
-        }
-        a += AVX512_MR;
-        b += AVX512_NR;
-    }
-    __m512 va = _mm512_set1_ps(alpha);
-    if (beta == 0) {
-#pragma GCC unroll 14
-        for (int i = 0; i < AVX512_MR; i++) {
-            _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, acc[i][0]));
-            _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, acc[i][1]));
-        }
-    } else {
-        __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 14
-        for (int i = 0; i < AVX512_MR; i++) {
-            float *ci = c + i * ldc;
-            _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
-            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, acc[i][1])));
-        }
-    }
-}
+/* AVX-512: 14 rows × 2 zmm, in gemm_avx512.c (a file of its own so that the avx512-emulated test build can compile
+ * it against portable intrinsics, see avx512.h). */
 
 /* AVX2: 6 rows × 2 ymm. 12 accumulators + 2 B vectors + 1 broadcast = 15 of the 16 registers. */
 #define AVX2_MR 6
@@ -111,7 +72,7 @@ static void kernel_avx2_6x16(int64_t kc, const float *a, const float *b, float *
 #pragma GCC unroll 6
     for (int i = 0; i < AVX2_MR; i++) {
         acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-        __builtin_prefetch(c + i * ldc, 1, 3); /* see the AVX-512 kernel */
+        __builtin_prefetch(c + i * ldc, 1, 3); /* see the AVX-512 kernel (gemm_avx512.c) */
         __builtin_prefetch(c + i * ldc + AVX2_NR - 1, 1, 3);
     }
     for (int64_t k = 0; k < kc; k++) {
@@ -181,27 +142,16 @@ typedef struct {
 } gemm_arch;
 
 static const gemm_arch arch_avx512 = {MOEC_GEMM_ISA_AVX512, "avx512", AVX512_MR, AVX512_NR, 14 * 16, 256, 4096, 256,
-                                      kernel_avx512_14x32};
+                                      moec_gemm_kernel_avx512_14x32};
 static const gemm_arch arch_avx2 = {MOEC_GEMM_ISA_AVX2, "avx2", AVX2_MR, AVX2_NR, 6 * 24, 256, 4096, 512,
                                     kernel_avx2_6x16};
 static const gemm_arch arch_scalar = {MOEC_GEMM_ISA_SCALAR, "scalar", SCALAR_MR, SCALAR_NR, 4 * 32, 256, 2048, 256,
                                       kernel_scalar_4x8};
 
-static int cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
-}
-
-static int cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
-
 static _Atomic(const gemm_arch *) current_arch;
 
 static const gemm_arch *best_arch(void) {
-    return cpu_has_avx512() ? &arch_avx512 : cpu_has_avx2() ? &arch_avx2 : &arch_scalar;
+    return moec_cpu_has_avx512() ? &arch_avx512 : moec_cpu_has_avx2() ? &arch_avx2 : &arch_scalar;
 }
 
 static const gemm_arch *get_arch(void) {
@@ -219,11 +169,11 @@ moec_status moec_gemm_set_isa(moec_gemm_isa isa) {
     case MOEC_GEMM_ISA_AUTO: a = best_arch(); break;
     case MOEC_GEMM_ISA_SCALAR: a = &arch_scalar; break;
     case MOEC_GEMM_ISA_AVX2:
-        if (!cpu_has_avx2()) return MOEC_ERR(MOEC_ERR_ARG, "moec_gemm_set_isa: this CPU lacks AVX2+FMA");
+        if (!moec_cpu_has_avx2()) return MOEC_ERR(MOEC_ERR_ARG, "moec_gemm_set_isa: this CPU lacks AVX2+FMA+F16C");
         a = &arch_avx2;
         break;
     case MOEC_GEMM_ISA_AVX512:
-        if (!cpu_has_avx512()) return MOEC_ERR(MOEC_ERR_ARG, "moec_gemm_set_isa: this CPU lacks AVX-512 F/BW/VL");
+        if (!moec_cpu_has_avx512()) return MOEC_ERR(MOEC_ERR_ARG, "moec_gemm_set_isa: this CPU lacks AVX-512 F/BW/VL");
         a = &arch_avx512;
         break;
     default: return MOEC_ERR(MOEC_ERR_ARG, "moec_gemm_set_isa: unknown instruction set %d", (int)isa);

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/threads.h"
 
 /* ---------------------------------------------------------------- RMSNorm */
@@ -173,8 +174,7 @@ AVX2 static void swiglu_fwd_range_avx2(void *p, int64_t i0, int64_t i1, int thre
 }
 
 static moec_task_fn swiglu_fwd_for_cpu(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? swiglu_fwd_range_avx2 : swiglu_fwd_range;
+    return moec_cpu_has_avx2() ? swiglu_fwd_range_avx2 : swiglu_fwd_range;
 }
 #else
 static moec_task_fn swiglu_fwd_for_cpu(void) { return swiglu_fwd_range; }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/threads.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/qmatmul_kernels.h"
@@ -137,21 +138,10 @@ const qmat_kernels moec_qmat_kernels_scalar = {
 /* ---------------------------------------------------------------------------------------------------------------
  * Instruction set */
 
-static int cpu_has_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-
-static int cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl");
-}
-
 static _Atomic(const qmat_kernels *) current;
 
 static const qmat_kernels *best(void) {
-    return cpu_has_avx512() ? &moec_qmat_kernels_avx512 : cpu_has_avx2() ? &moec_qmat_kernels_avx2
+    return moec_cpu_has_avx512() ? &moec_qmat_kernels_avx512 : moec_cpu_has_avx2() ? &moec_qmat_kernels_avx2
                                                                           : &moec_qmat_kernels_scalar;
 }
 
@@ -170,11 +160,11 @@ moec_status moec_qmat_set_isa(moec_gemm_isa isa) {
     case MOEC_GEMM_ISA_AUTO: k = best(); break;
     case MOEC_GEMM_ISA_SCALAR: k = &moec_qmat_kernels_scalar; break;
     case MOEC_GEMM_ISA_AVX2:
-        if (!cpu_has_avx2()) return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: this CPU lacks AVX2+FMA+F16C");
+        if (!moec_cpu_has_avx2()) return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: this CPU lacks AVX2+FMA+F16C");
         k = &moec_qmat_kernels_avx2;
         break;
     case MOEC_GEMM_ISA_AVX512:
-        if (!cpu_has_avx512()) return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: this CPU lacks AVX-512 F/BW/VL");
+        if (!moec_cpu_has_avx512()) return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: this CPU lacks AVX-512 F/BW/VL");
         k = &moec_qmat_kernels_avx512;
         break;
     default: return MOEC_ERR(MOEC_ERR_ARG, "moec_qmat_set_isa: unknown instruction set %d", (int)isa);

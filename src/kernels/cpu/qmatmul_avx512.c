@@ -1,16 +1,16 @@
 /* qmatmul_avx512.c — AVX-512 (F + BW + VL) kernels of qmatmul: the AVX2 kernels (qmatmul_avx2.c, which explains
  * the decoding and the tiling) with 16-wide vectors and 32 columns per step.
  *
- * Not run on the development machine (Zen 3, no AVX-512): kept deliberately as a line-by-line widening of the AVX2
- * code, and covered by test_qmatmul whenever the CPU has AVX-512. Untuned; a bf16 path through vdpbf16ps
+ * The development machine (Zen 3) has no AVX-512: the kernels are a line-by-line widening of the AVX2 code, run by
+ * the whole test suite in its avx512-emulated pass (portable intrinsics, see avx512.h) and natively wherever the
+ * CPU has AVX-512. Untuned; a bf16 path through vdpbf16ps
  * (AVX512_BF16) would halve the decoding work but is left for a machine that can test it.
  */
-#include <immintrin.h>
-
 #include "io/safetensors.h"
+#include "kernels/cpu/avx512.h"
 #include "kernels/cpu/qmatmul_kernels.h"
 
-#define TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define TARGET AVX512_TARGET
 #define INLINE static inline __attribute__((always_inline))
 
 static float elem_scalar(moec_qtype type, const void *row, int64_t i) { /* E4M3 / 256, as the vectors */

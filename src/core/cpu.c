@@ -1,0 +1,23 @@
+/* cpu.c — see cpu.h. */
+#include "core/cpu.h"
+
+int moec_cpu_has_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return 0;
+#endif
+}
+
+int moec_cpu_has_avx512(void) {
+#if defined(MOEC_EMULATE_AVX512)
+    return moec_cpu_has_avx2(); /* the emulated kernels are plain C; the AVX2 ones beside them are not */
+#elif defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    return moec_cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}

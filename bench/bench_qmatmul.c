@@ -65,6 +65,9 @@ static void mat_make(bench_mat *b, moec_qtype type, int64_t O, int64_t I) {
             for (int64_t i = 0; i < I; i++) ((uint16_t *)b->data)[o * I + i] = moec_f32_to_bf16(row[i]);
             break;
         case MOEC_QT_F8E4M3: moec_quantize_row_e4m3(row, I, (uint8_t *)b->data + o * I, &b->scale[o]); break;
+        case MOEC_QT_F16:
+            for (int64_t i = 0; i < I; i++) ((uint16_t *)b->data)[o * I + i] = moec_f32_to_f16(row[i]);
+            break;
         }
     }
     free(row);
@@ -93,6 +96,8 @@ static double time_matmul(const moec_qmat *W, const float *Wf, int64_t O, int64_
 }
 
 static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3};
+/* decode also for f16 (its prefill is bf16's: dequantise, then the same GEMM) */
+static const moec_qtype decode_types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F16, MOEC_QT_F8E4M3};
 
 int main(int argc, char **argv) {
     int threads = 0, sweep = 0, skip_main = 0;
@@ -142,10 +147,10 @@ int main(int argc, char **argv) {
                (long long)O, (long long)I);
         printf("%-5s %7s %8s %10s %9s %7s %10s %10s %10s\n", "type", "MB", "T=1 ms", "T=1 GB/s", "bw GB/s", "% bw",
                "T=2 GB/s", "T=4 GB/s", "T=8 GB/s");
-        for (size_t ti = 0; ti < 3; ti++) {
+        for (size_t ti = 0; ti < sizeof decode_types / sizeof *decode_types; ti++) {
             bench_mat b;
-            mat_make(&b, types[ti], O, I);
-            double bytes = (double)(O * I) * (double)moec_qtype_size(types[ti]);
+            mat_make(&b, decode_types[ti], O, I);
+            double bytes = (double)(O * I) * (double)moec_qtype_size(decode_types[ti]);
             float *other = aligned_alloc(64, ((size_t)bytes + 63) / 64 * 64);
             memset(other, 0, (size_t)bytes);
             float *X = malloc(sizeof(float) * (size_t)I), *Y = malloc(sizeof(float) * (size_t)O);
@@ -166,7 +171,7 @@ int main(int argc, char **argv) {
             double t1 = bench_median(td, reps), tsm = bench_median(ts, reps);
             double t2 = time_matmul(&b.m, NULL, O, I, 2), t4 = time_matmul(&b.m, NULL, O, I, 4),
                    t8 = time_matmul(&b.m, NULL, O, I, 8);
-            printf("%-5s %7.0f %8.2f %10.1f %9.1f %6.0f%% %10.1f %10.1f %10.1f\n", moec_qtype_name(types[ti]),
+            printf("%-5s %7.0f %8.2f %10.1f %9.1f %6.0f%% %10.1f %10.1f %10.1f\n", moec_qtype_name(decode_types[ti]),
                    bytes / 1e6, t1 * 1e3, bytes / t1 * 1e-9, bytes / tsm * 1e-9, 100 * tsm / t1, bytes / t2 * 1e-9,
                    bytes / t4 * 1e-9, bytes / t8 * 1e-9);
             free(other);

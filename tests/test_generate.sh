@@ -10,7 +10,8 @@
 #   * seeded sampling is reproducible, and different seeds differ;
 #   * perplexity of the fp32 model on TinyStories equals the reference figure in the model's README (1.898
 #     nats/token; moec scores 97,652 tokens where the README counts 97,569, so agreement to 0.01 is asked), and
-#     the fp8 / bf16 copies written by `moec quantize` lose at most 0.05 / 0.005 nats (measured: see README);
+#     the fp8 / bf16 / f16 copies written by `moec quantize` lose at most 0.05 / 0.005 / 0.001 nats (measured: see
+#     README);
 #   * a prompt longer than the context, and bad sampling flags, are refused with a one-line error.
 # Last line: "N passed, M failed".
 set -u
@@ -124,18 +125,21 @@ ppl() { "$MOEC" perplexity --model "$1" --data "$SHARED/data/tinystories-sample.
 P32=$(ppl "$M")
 "$MOEC" quantize --to fp8 --model "$M" --out "$TMP/s8" > /dev/null 2>&1 || ko "quantize fp8"
 "$MOEC" quantize --to bf16 --model "$M" --out "$TMP/s16" > /dev/null 2>&1 || ko "quantize bf16"
+"$MOEC" quantize --to f16 --model "$M" --out "$TMP/sh" > /dev/null 2>&1 || ko "quantize f16"
 P8=$(ppl "$TMP/s8")
 P16=$(ppl "$TMP/s16")
-echo "fp32: $P32"; echo "fp8:  $P8"; echo "bf16: $P16"
-if "$PY" - "$P32" "$P8" "$P16" <<'PY'
+PH=$(ppl "$TMP/sh")
+echo "fp32: $P32"; echo "fp8:  $P8"; echo "bf16: $P16"; echo "f16:  $PH"
+if "$PY" - "$P32" "$P8" "$P16" "$PH" <<'PY'
 import json, sys
-a, b, c = (json.loads(x) for x in sys.argv[1:4])
+a, b, c, h = (json.loads(x) for x in sys.argv[1:5])
 assert abs(a["nll"] - 1.898) < 0.01, a
 assert 0 <= b["nll"] - a["nll"] < 0.05, (a, b)
 assert abs(c["nll"] - a["nll"]) < 0.005, (a, c)
-assert a["tokens"] == b["tokens"] == c["tokens"]
+assert abs(h["nll"] - a["nll"]) < 0.001, (a, h)
+assert a["tokens"] == b["tokens"] == c["tokens"] == h["tokens"]
 PY
-then ok "perplexity: fp32 == README's 1.898 nats; fp8 within 0.05, bf16 within 0.005"
+then ok "perplexity: fp32 == README's 1.898 nats; fp8 within 0.05, bf16 within 0.005, f16 within 0.001"
 else ko "perplexity"; fi
 g8=$("$MOEC" generate --model "$TMP/s8" --prompt "" --max-tokens 30 --temperature 0 2>&1)
 if [ -n "$g8" ] && [ "${g8:0:16}" = "Once upon a time" ]; then ok "fp8 model generates: ${g8:0:60}"

@@ -198,8 +198,8 @@ static void test_kind(int kind, const char *tmpdir) {
     char dir[512], qdir[512];
     snprintf(dir, sizeof dir, "%s/m%d", tmpdir, kind);
     CHECK(moec_model_dir_save(dir, &c, &m.table, m.params, NULL, 0) == MOEC_OK, "%s: save", names[kind]);
-    for (int qt = 0; qt < 2; qt++) {
-        const moec_qtype to = qt == 0 ? MOEC_QT_BF16 : MOEC_QT_F8E4M3;
+    for (int qt = 0; qt < 3; qt++) {
+        const moec_qtype to = qt == 0 ? MOEC_QT_BF16 : qt == 1 ? MOEC_QT_F16 : MOEC_QT_F8E4M3;
         snprintf(qdir, sizeof qdir, "%s/m%d-%s", tmpdir, kind, moec_qtype_name(to));
         if (moec_quantize_model(dir, qdir, to) != MOEC_OK) {
             CHECK(0, "%s: quantize to %s: %s", names[kind], moec_qtype_name(to), moec_error_message());
@@ -236,6 +236,20 @@ static void test_kind(int kind, const char *tmpdir) {
         }
         free(ref);
         moec_model_free(&dm);
+    }
+    /* f16 cannot hold a weight beyond 65504: refused, nothing written (bf16 takes it) */
+    if (kind == 0) {
+        int wi = 1;
+        while (m.table.items[wi].ndim != 2) wi++; /* the first layer's first matrix (past the embedding) */
+        m.params[m.table.items[wi].offset] = 70000.0f;
+        snprintf(dir, sizeof dir, "%s/big", tmpdir);
+        snprintf(qdir, sizeof qdir, "%s/big-f16", tmpdir);
+        CHECK(moec_model_dir_save(dir, &c, &m.table, m.params, NULL, 0) == MOEC_OK, "save the model with a big weight");
+        moec_status st = moec_quantize_model(dir, qdir, MOEC_QT_F16);
+        CHECK(st == MOEC_ERR_NUMERIC && access(qdir, F_OK) != 0, "quantize f16 refuses a weight of 70000 and leaves "
+              "nothing behind: %s", moec_error_message());
+        snprintf(qdir, sizeof qdir, "%s/big-bf16", tmpdir);
+        CHECK(moec_quantize_model(dir, qdir, MOEC_QT_BF16) == MOEC_OK, "bf16 takes it");
     }
     for (int q = 0; q < 3; q++) free(full[q]);
     free(lg);

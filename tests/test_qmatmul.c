@@ -51,6 +51,7 @@ static double decode(const moec_qmat *W, int64_t o, int64_t i) {
     switch (W->type) {
     case MOEC_QT_F32: return ((const float *)W->data)[k];
     case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)W->data)[k]);
+    case MOEC_QT_F16: return moec_f16_to_f32(((const uint16_t *)W->data)[k]);
     default: return (double)W->scale[o] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k]);
     }
 }
@@ -70,6 +71,9 @@ static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
             for (int64_t i = 0; i < cols; i++) ((uint16_t *)t->data)[o * cols + i] = moec_f32_to_bf16(row[i]);
             break;
         case MOEC_QT_F8E4M3: moec_quantize_row_e4m3(row, cols, (uint8_t *)t->data + o * cols, &t->scale[o]); break;
+        case MOEC_QT_F16:
+            for (int64_t i = 0; i < cols; i++) ((uint16_t *)t->data)[o * cols + i] = moec_f32_to_f16(row[i]);
+            break;
         }
     }
     free(row);
@@ -122,7 +126,7 @@ static double run_case(const test_mat *t, int64_t T, int64_t xpad, int64_t ypad,
     return worst;
 }
 
-static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3};
+static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3, MOEC_QT_F16};
 static const int64_t Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33, 130};
 static const int64_t shapes[][2] = {{1, 1}, {1, 37}, {5, 16}, {7, 33}, {13, 100}, {64, 64}, {33, 257}, {3, 1000},
                                     {130, 515}};
@@ -208,6 +212,41 @@ static void test_all_codes(const char *isa) {
     free(q);
 }
 
+/* Every finite f16 code (±0, the subnormals down to 2^-24, up to ±65504) as a weight: the 63,488 codes fill a
+ * 992 × 64 matrix, multiplied by one-hot inputs of 1 and of 2^-20:
+ * each output must be exactly x · f16(code). Decode in blocks of 8 one-hot rows, prefill with all 64 at once. */
+static void test_all_f16_codes(const char *isa) {
+    enum { C = 64 };
+    int n = 0;
+    uint16_t *q = malloc(sizeof(uint16_t) * 65536);
+    for (int h = 0; h < 65536; h++)
+        if ((h & 0x7c00) != 0x7c00) q[n++] = (uint16_t)h; /* inf and NaN left out: weights are finite */
+    const int O = n / C;
+    moec_qmat W = {.type = MOEC_QT_F16, .rows = O, .cols = C, .data = q};
+    float *X = malloc(sizeof(float) * C * C), *Y = malloc(sizeof(float) * (size_t)(C * O));
+    for (int pass = 0; pass < 4; pass++) {
+        const int64_t T = pass % 2 == 0 ? 8 : C;
+        const float x = pass < 2 ? 1.0f : 0x1p-20f;
+        int bad = 0;
+        for (int64_t c0 = 0; c0 < C; c0 += T) {
+            memset(X, 0, sizeof(float) * C * C);
+            for (int64_t t = 0; t < T; t++) X[t * C + c0 + t] = x;
+            moec_qmat_matmul(Y, O, X, C, T, &W);
+            for (int64_t t = 0; t < T; t++)
+                for (int o = 0; o < O; o++) {
+                    const float want = x * moec_f16_to_f32(q[o * C + c0 + t]);
+                    if (Y[t * O + o] != want && bad++ < 3)
+                        printf("     code 0x%04x x %g: got %a want %a\n", q[o * C + c0 + t], x, Y[t * O + o], want);
+                }
+        }
+        check(bad == 0, "%s f16: all %d finite codes exact through one-hot inputs of %g (%s, %d bad)", isa, n, x,
+              T == 8 ? "decode" : "prefill", bad);
+    }
+    free(X);
+    free(Y);
+    free(q);
+}
+
 static void test_row(void) {
     int bad = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
@@ -270,15 +309,16 @@ static void test_nested_and_release(void) {
 /* moec_qmat_matmul_many == one moec_qmat_matmul per product, bit for bit: three types, different shapes and row
  * counts in one call (decode path), and one product past the decode threshold (sequential fallback). */
 static void test_many(void) {
-    test_mat m[4];
+    test_mat m[5];
     mat_make(&m[0], MOEC_QT_F32, 37, 70);
     mat_make(&m[1], MOEC_QT_BF16, 130, 64);
     mat_make(&m[2], MOEC_QT_F8E4M3, 9, 300);
-    mat_make(&m[3], MOEC_QT_BF16, 50, 64);
-    const int64_t T[4] = {1, 3, 2, moec_qmat_decode_max(MOEC_QT_BF16) + 5};
-    float *X[4], *Y[4], *R[4];
-    moec_qmat_op ops[4];
-    for (int k = 0; k < 4; k++) {
+    mat_make(&m[3], MOEC_QT_F16, 40, 48);
+    mat_make(&m[4], MOEC_QT_BF16, 50, 64);
+    const int64_t T[5] = {1, 3, 2, 2, moec_qmat_decode_max(MOEC_QT_BF16) + 5};
+    float *X[5], *Y[5], *R[5];
+    moec_qmat_op ops[5];
+    for (int k = 0; k < 5; k++) {
         const int64_t n_x = T[k] * m[k].m.cols, n_y = T[k] * m[k].m.rows;
         X[k] = malloc(sizeof(float) * (size_t)n_x);
         Y[k] = malloc(sizeof(float) * (size_t)n_y);
@@ -290,14 +330,14 @@ static void test_many(void) {
     for (int threads = 1; threads <= 2; threads++) {
         moec_threads_init(threads);
         int same = 1;
-        moec_qmat_matmul_many(ops, 3);
-        for (int k = 0; k < 3; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
         moec_qmat_matmul_many(ops, 4);
         for (int k = 0; k < 4; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
-        check(same, "many: 3 products (f32/bf16/fp8, T 1/3/2) in one loop, and with a prefill-size one, == single "
+        moec_qmat_matmul_many(ops, 5);
+        for (int k = 0; k < 5; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
+        check(same, "many: 4 products (f32/bf16/fp8/f16, T 1/3/2/2) in one loop, and with a prefill-size one, == single "
                     "calls bit for bit (%d thread(s))", threads);
     }
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         free(X[k]);
         free(Y[k]);
         free(R[k]);
@@ -322,9 +362,10 @@ static void test_check(void) {
               moec_qmat_check(&zero) == MOEC_ERR_ARG && moec_qmat_check(&misaligned) == MOEC_ERR_ARG,
           "check: rejects a missing / extra scale, unknown type, empty shape, misaligned data");
     check(moec_qtype_size(MOEC_QT_F32) == 4 && moec_qtype_size(MOEC_QT_BF16) == 2 &&
-              moec_qtype_size(MOEC_QT_F8E4M3) == 1 && strcmp(moec_qtype_name(MOEC_QT_F8E4M3), "fp8") == 0 &&
-              strcmp(moec_qtype_name(MOEC_QT_BF16), "bf16") == 0,
-          "qtype: sizes 4/2/1, names");
+              moec_qtype_size(MOEC_QT_F8E4M3) == 1 && moec_qtype_size(MOEC_QT_F16) == 2 &&
+              strcmp(moec_qtype_name(MOEC_QT_F8E4M3), "fp8") == 0 && strcmp(moec_qtype_name(MOEC_QT_BF16), "bf16") == 0 &&
+              strcmp(moec_qtype_name(MOEC_QT_F16), "f16") == 0,
+          "qtype: sizes 4/2/1/2, names");
 }
 
 int main(void) {
@@ -339,6 +380,7 @@ int main(void) {
         moec_gemm_set_isa(isas[k]); /* the prefill GEMM on the same instruction set */
         const char *name = moec_qmat_isa_name();
         test_all_codes(name);
+        test_all_f16_codes(name);
         for (int threads = 1; threads <= 2; threads++) {
             moec_threads_init(threads);
             test_products(name, threads);

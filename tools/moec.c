@@ -459,7 +459,7 @@ static void help(void) {
          "               --batch-file: one prompt per line, one JSON line per finished prompt on stdout\n"
          "  moec perplexity --model DIR|FILE.gguf --data FILE.txt [--chunk 512] [--split blank-lines|none]\n"
          "               [--bos 0|1] [--max-chunks N]\n"
-         "  moec quantize --to fp8|bf16 --model DIR --out DIR2\n"
+         "  moec quantize --to fp8|bf16|f16 --model DIR --out DIR2\n"
          "  moec convert  --to gguf --type f32|f16|bf16|q8_0 --model DIR --out FILE.gguf [--allow-inexact 1]\n"
          "  moec convert  --to hf --model FILE.gguf --out DIR\n");
 }

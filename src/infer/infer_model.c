@@ -59,8 +59,8 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
     if (t->dtype == MOEC_ST_F32 && aligned(t->data, 4)) {
         q->data = t->data;
         m->mapped_bytes += n * 4;
-    } else if (p->ndim == 2 && t->dtype == MOEC_ST_BF16 && aligned(t->data, 2)) {
-        q->type = MOEC_QT_BF16;
+    } else if (p->ndim == 2 && (t->dtype == MOEC_ST_BF16 || t->dtype == MOEC_ST_F16) && aligned(t->data, 2)) {
+        q->type = t->dtype == MOEC_ST_BF16 ? MOEC_QT_BF16 : MOEC_QT_F16;
         q->data = t->data;
         m->mapped_bytes += n * 2;
     } else if (p->ndim == 2 && t->dtype == MOEC_ST_F8_E4M3) {
@@ -75,7 +75,7 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
         q->scale = scale;
         m->mapped_bytes += n;
     } else {
-        /* F16, F64, E5M2, misaligned data, or a 1-D tensor in a 16-bit type: one fp32 copy */
+        /* F64, E5M2, misaligned data, or a 1-D tensor in a 16-bit type: one fp32 copy */
         const float *f;
         moec_status st = to_f32(m, t, n, &f);
         if (st != MOEC_OK) return MOEC_ERR(st, "%s: %s", file, moec_error_message());

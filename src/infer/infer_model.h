@@ -1,11 +1,11 @@
-/* infer_model.h — a model ready for inference: every linear weight is a moec_qmat (fp32, bf16, or fp8 E4M3 with a
- * per-output-row scale) that points straight into the read-only mapping of the model's safetensors files when the
- * stored dtype is one the kernels read; nothing is copied then (the page cache holds the only copy, shared by every
- * process serving the model). Tensors stored in a dtype the kernels do not read (F16, F64, 1-D norms in bf16) are
- * converted once into owned fp32 buffers.
+/* infer_model.h — a model ready for inference: every linear weight is a moec_qmat (fp32, bf16, f16, or fp8 E4M3
+ * with a per-output-row scale) that points straight into the read-only mapping of the model's safetensors files when
+ * the stored dtype is one the kernels read; nothing is copied then (the page cache holds the only copy, shared by
+ * every process serving the model). Tensors stored in a dtype the kernels do not read (F64, E5M2, 1-D norms in a
+ * 16-bit type) are converted once into owned fp32 buffers.
  *
  * Where the weights can come from:
- *   - a model directory (config.json + model.safetensors or shards): F32 / BF16 matrices used in place, F8_E4M3
+ *   - a model directory (config.json + model.safetensors or shards): F32 / BF16 / F16 matrices used in place, F8_E4M3
  *     matrices with their "X.weight_scale" [rows, 1] tensors (as `moec quantize --to fp8` writes) used in place;
  *   - an in-memory fp32 parameter buffer (moec_model_dir_load, moec_gguf_load, a training run), borrowed.
  *

@@ -39,7 +39,10 @@ static moec_status build_entries(const moec_param_table *t, moec_qtype to, moec_
         w->ndim = p->ndim;
         w->shape[0] = p->shape[0];
         w->shape[1] = p->shape[1];
-        w->dtype = !narrowed(p) ? MOEC_ST_F32 : to == MOEC_QT_BF16 ? MOEC_ST_BF16 : MOEC_ST_F8_E4M3;
+        w->dtype = !narrowed(p)           ? MOEC_ST_F32
+                   : to == MOEC_QT_BF16 ? MOEC_ST_BF16
+                   : to == MOEC_QT_F16  ? MOEC_ST_F16
+                                        : MOEC_ST_F8_E4M3;
         if (w->dtype == MOEC_ST_F8_E4M3) {
             moec_fp8_scale_name(names[i], sizeof names[i], p->name);
             moec_st_write_entry *s = &e[n++];
@@ -88,6 +91,15 @@ static moec_status write_weights(const char *path, const moec_param_table *t, co
             uint16_t *b = (uint16_t *)buf;
             for (int64_t j = 0; j < p->numel; j++) b[j] = moec_f32_to_bf16(x[j]);
             st = moec_st_writer_put(w, b, (size_t)p->numel * 2);
+        } else if (to == MOEC_QT_F16) {
+            uint16_t *h = (uint16_t *)buf;
+            for (int64_t j = 0; j < p->numel && st == MOEC_OK; j++) {
+                h[j] = moec_f32_to_f16(x[j]);
+                if ((h[j] & 0x7c00) == 0x7c00)
+                    st = MOEC_ERR(MOEC_ERR_NUMERIC, "tensor '%s' element %lld is %g, beyond f16's largest value "
+                                  "(65504); use bf16 or fp8", p->name, (long long)j, x[j]);
+            }
+            if (st == MOEC_OK) st = moec_st_writer_put(w, h, (size_t)p->numel * 2);
         } else {
             const int64_t rows = p->shape[0], cols = p->shape[1];
             for (int64_t r = 0; r < rows; r++) moec_quantize_row_e4m3(x + r * cols, cols, buf + r * cols, &scale[r]);
@@ -116,14 +128,14 @@ static moec_status write_config(const char *path, const moec_config *c, moec_qty
         " \"symmetric\": true, \"dynamic\": false}}},"
         " \"ignore\": [\"re:.*block_sparse_moe.gate$\"],"
         " \"moec_scale_tensor\": \"<weight name>_scale, F32 [rows, 1]\"}";
-    const char *extra[] = {"torch_dtype", to == MOEC_QT_BF16 ? "\"bfloat16\"" : "\"float32\"",
-                           "quantization_config", fp8_config};
+    const char *dtype = to == MOEC_QT_BF16 ? "\"bfloat16\"" : to == MOEC_QT_F16 ? "\"float16\"" : "\"float32\"";
+    const char *extra[] = {"torch_dtype", dtype, "quantization_config", fp8_config};
     return moec_config_save_json_with(c, path, extra, to == MOEC_QT_F8E4M3 ? 2 : 1);
 }
 
 moec_status moec_quantize_model(const char *in_dir, const char *out_dir, moec_qtype to) {
-    if (to != MOEC_QT_F8E4M3 && to != MOEC_QT_BF16)
-        return MOEC_ERR(MOEC_ERR_ARG, "quantize supports fp8 and bf16, not %s", moec_qtype_name(to));
+    if (to != MOEC_QT_F8E4M3 && to != MOEC_QT_BF16 && to != MOEC_QT_F16)
+        return MOEC_ERR(MOEC_ERR_ARG, "quantize supports fp8, bf16 and f16, not %s", moec_qtype_name(to));
     if (moec_path_exists(out_dir)) return MOEC_ERR(MOEC_ERR_IO, "%s already exists; not overwriting it", out_dir);
     moec_config cfg;
     moec_param_table table;

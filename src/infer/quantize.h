@@ -5,7 +5,8 @@
  *   next to "X.weight" — the layout of Hugging Face's channel-wise FP8 checkpoints (compressed-tensors
  *   "float-quantized" with strategy "channel", and fbgemm_fp8), and config.json gets a matching
  *   "quantization_config". Dequantised weight = weight_scale[row] · e4m3(weight[row, col]); scale = max|row|/448.
- * --to bf16: the same tensors become BF16 (round to nearest even).
+ * --to bf16 / f16: the same tensors become BF16 / F16 (IEEE half) (round to nearest even). f16 has 3 more mantissa
+ *   bits than bf16 but tops out at 65504: a weight beyond that is refused, not turned into an infinity.
  * Norm weights, biases and the router gate stay F32: they are tiny, and routing decisions are sensitive to them.
  *
  * The input may be any model directory moec reads (F32/F16/BF16, or already quantised). A weight that is not

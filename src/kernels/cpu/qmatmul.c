@@ -1,4 +1,4 @@
-/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / E4M3 weights: regime choice, threading, scratch, the portable kernels.
+/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 weights: regime choice, threading, scratch, the portable kernels.
  *
  * The SIMD kernels live in qmatmul_avx2.c and qmatmul_avx512.c; this file splits the work over the output rows and
  * picks the kernel table (see qmatmul.h for the contract and the two regimes).
@@ -28,7 +28,7 @@
 #include "kernels/cpu/qmatmul_kernels.h"
 
 #define DECODE_MAX_F32 24
-#define DECODE_MAX_BF16 32
+#define DECODE_MAX_BF16 32 /* f16 too (same bytes; not measured separately) */
 #define DECODE_MAX_F8 32
 
 /* Prefill block: as many rows as fit PREFILL_BLOCK_BYTES of fp32 (a multiple of 16 rows, 16..256). Each block costs
@@ -53,6 +53,7 @@ const char *moec_qtype_name(moec_qtype t) {
     case MOEC_QT_F32: return "f32";
     case MOEC_QT_BF16: return "bf16";
     case MOEC_QT_F8E4M3: return "fp8";
+    case MOEC_QT_F16: return "f16";
     }
     return "?";
 }
@@ -71,18 +72,18 @@ moec_status moec_qmat_check(const moec_qmat *W) {
     return MOEC_OK;
 }
 
-static _Atomic int64_t decode_max_override[3] = {-1, -1, -1};
+static _Atomic int64_t decode_max_override[MOEC_QT_COUNT] = {-1, -1, -1, -1};
 
 int64_t moec_qmat_decode_max(moec_qtype t) {
-    if ((unsigned)t < 3) {
+    if ((unsigned)t < MOEC_QT_COUNT) {
         int64_t n = atomic_load_explicit(&decode_max_override[t], memory_order_relaxed);
         if (n >= 0) return n;
     }
-    return t == MOEC_QT_F32 ? DECODE_MAX_F32 : t == MOEC_QT_BF16 ? DECODE_MAX_BF16 : DECODE_MAX_F8;
+    return t == MOEC_QT_F32 ? DECODE_MAX_F32 : t == MOEC_QT_F8E4M3 ? DECODE_MAX_F8 : DECODE_MAX_BF16;
 }
 
 void moec_qmat_set_decode_max(moec_qtype t, int64_t n) {
-    if ((unsigned)t < 3) atomic_store_explicit(&decode_max_override[t], n < 0 ? -1 : n, memory_order_relaxed);
+    if ((unsigned)t < MOEC_QT_COUNT) atomic_store_explicit(&decode_max_override[t], n < 0 ? -1 : n, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -102,6 +103,7 @@ static inline float elem(const moec_qmat *W, int64_t o, int64_t i) {
     switch (W->type) {
     case MOEC_QT_F32: return ((const float *)W->data)[k];
     case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)W->data)[k]);
+    case MOEC_QT_F16: return moec_f16_to_f32(((const uint16_t *)W->data)[k]);
     default: return e4m3_div256[((const uint8_t *)W->data)[k]];
     }
 }
@@ -379,6 +381,9 @@ void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
         break;
     case MOEC_QT_F8E4M3:
         for (int64_t i = 0; i < W->cols; i++) out[i] = W->scale[r] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k + i]);
+        break;
+    case MOEC_QT_F16:
+        for (int64_t i = 0; i < W->cols; i++) out[i] = moec_f16_to_f32(((const uint16_t *)W->data)[k + i]);
         break;
     }
 }

@@ -1,9 +1,10 @@
-/* qmatmul.h — the inference engine's linear layer, y = x · Wᵀ, with W stored as fp32, bf16 or FP8 E4M3.
+/* qmatmul.h — the inference engine's linear layer, y = x · Wᵀ, with W stored as fp32, bf16, IEEE half (f16) or FP8
+ * E4M3.
  *
  * Legend: T input rows (tokens), I = cols (input features), O = rows (output features).
  *   X [T, I] fp32, row stride ldx >= I;   W [O, I] in its storage type;   Y [T, O] fp32, row stride ldy >= O.
  * E4M3 weights carry one fp32 scale per output row: W[o][i] = scale[o] · e4m3(data[o·I + i]) (a per-tensor scale
- * is the same with every scale[o] equal). bf16 and f32 have no scale.
+ * is the same with every scale[o] equal). f32, bf16 and f16 have no scale; their elements convert to fp32 exactly.
  *
  * Two regimes, chosen by T:
  *   decode (few rows, T <= moec_qmat_decode_max(type)): every weight row is read from memory once and used for all
@@ -30,7 +31,8 @@
 #include "core/error.h"
 #include "kernels/cpu/gemm.h"
 
-typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2 } moec_qtype;
+typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3 } moec_qtype;
+#define MOEC_QT_COUNT 4
 
 typedef struct {
     moec_qtype type;
@@ -39,17 +41,18 @@ typedef struct {
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
 } moec_qmat;
 
-/* Bytes per element: 4, 2, 1 (0 for an unknown type). Inline, so that inside a kernel instantiated for one type it
+/* Bytes per element: 4, 2, 1, 2 (0 for an unknown type). Inline, so that inside a kernel instantiated for one type it
  * is a compile-time constant. */
 static inline size_t moec_qtype_size(moec_qtype t) {
     switch (t) {
     case MOEC_QT_F32: return 4;
     case MOEC_QT_BF16: return 2;
     case MOEC_QT_F8E4M3: return 1;
+    case MOEC_QT_F16: return 2;
     }
     return 0;
 }
-/* "f32", "bf16", "fp8" ("?" for an unknown type). */
+/* "f32", "bf16", "fp8", "f16" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);
 
 /* Checks that W describes a usable matrix (known type, positive dims, data, scale present iff E4M3, aligned data);

@@ -5,6 +5,8 @@
  *   f32   loads;
  *   bf16  a bf16 is the top half of an fp32: zero-extend and shift left 16 (load16), or, two bf16 per 32-bit lane,
  *         mask off the low half / shift left 16 (load16_dot);
+ *   f16   vcvtph2ps (F16C), exact; one ymm per two cycles on Zen 3 is 16 weight bytes per two cycles per core,
+ *         more than the memory delivers to each of two streaming cores, so no cheaper order is needed;
  *   E4M3  no lookup table, and no vcvtph2ps either: on Zen 3 that instruction sustains one ymm per two cycles,
  *         which capped a first version (the half-precision trick that qmatmul_avx512.c uses) at 3.6 weight bytes
  *         per cycle per core, below memory bandwidth. Instead, integer work builds fp32 bits: byte b = s.eeee.mmm
@@ -20,7 +22,7 @@
  *         scalings are exact powers of two; a product x · w then stays a normal fp32 (rounded relative 2^-24, as in
  *         plain fp32) whenever |x · w| >= 2^-6-sx, i.e. everywhere except for products more than ~2^-100 below the
  *         largest |x|, whose absolute error (< 2^-149 · 2^(120-sx)) is far below the sum's own rounding.
- * Decode: f32 and bf16 row by row (dot_row / dot_type), E4M3 in tiles of 4 rows (f8_tile); each weight vector is
+ * Decode: f32, bf16 and f16 row by row (dot_row / dot_type), E4M3 in tiles of 4 rows (f8_tile); each weight vector is
  * decoded once and used for a small block of input rows from L1/L2, with enough accumulators to cover the FMA
  * latency. Columns past the last multiple of 16 (E4M3: 32) are summed in scalar code.
  */
@@ -30,15 +32,16 @@
 #include "io/safetensors.h"
 #include "kernels/cpu/qmatmul_kernels.h"
 
-#define TARGET __attribute__((target("avx2,fma")))
+#define TARGET __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 
-/* One weight element for the column tails: f32 / bf16 exact, E4M3 as its value (NaN codes as ±480) — the vector
+/* One weight element for the column tails: f32 / bf16 / f16 exact, E4M3 as its value (NaN codes as ±480) — the vector
  * code's units times 2^120. */
 static float elem_scalar(moec_qtype type, const void *row, int64_t i) {
     switch (type) {
     case MOEC_QT_F32: return ((const float *)row)[i];
     case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)row)[i]);
+    case MOEC_QT_F16: return moec_f16_to_f32(((const uint16_t *)row)[i]);
     default: {
         uint8_t b = ((const uint8_t *)row)[i];
         return (b & 0x7f) == 0x7f ? ((b & 0x80) ? -480.0f : 480.0f) : moec_f8e4m3_to_f32(b);
@@ -61,6 +64,10 @@ TARGET INLINE void load16(moec_qtype type, const void *row, int64_t i, __m256 *l
         const __m128i *p = (const __m128i *)((const uint16_t *)row + i);
         *lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p)), 16));
         *hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p + 1)), 16));
+    } else if (type == MOEC_QT_F16) {
+        const __m128i *p = (const __m128i *)((const uint16_t *)row + i);
+        *lo = _mm256_cvtph_ps(_mm_loadu_si128(p));
+        *hi = _mm256_cvtph_ps(_mm_loadu_si128(p + 1));
     } else {
         /* Both 128-bit lanes hold all 16 bytes; the shuffles (which stay within a lane) pick bytes 0-3 | 4-7 for
          * the low vector and 8-11 | 12-15 for the high one, each into the top byte of a 32-bit lane. */
@@ -102,7 +109,7 @@ TARGET INLINE float hsum(__m256 v) {
 #define QMAT_PREFETCH_BYTES 1024
 #endif
 
-/* The NT sums Σ_i x_t[i] · w[i] of one f32 or bf16 weight row over its first `n` columns (n a multiple of 16). NT
+/* The NT sums Σ_i x_t[i] · w[i] of one f32, bf16 or f16 weight row over its first `n` columns (n a multiple of 16). NT
  * and type are compile-time constants at every call, so the accumulators stay in registers. With NT <= 2 the loop
  * takes 32 columns per step (4·NT independent FMA chains); with NT = 3 or 4, 16 columns (2·NT chains) — enough
  * chains to cover the FMA latency either way. */
@@ -154,7 +161,7 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
 /* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows of X, in blocks of up to 4 input rows. Row by row: each
  * thread's share of W is read front to back as ONE sequential stream (measured: reading 4 rows side by side, as
  * four interleaved streams, halved the bandwidth the hardware prefetchers deliver). A row (<= 16 KB here) stays in
- * L1 while the next block of input rows uses it. f32 and bf16 only (E4M3: f8_tile); bf16 expects X in
+ * L1 while the next block of input rows uses it. f32, bf16 and f16 (E4M3: f8_tile); bf16 expects X in
  * load16_dot's order. */
 TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
                             int64_t ldx, int64_t T, float *Y, int64_t ldy, const float *post) {
@@ -190,6 +197,10 @@ TARGET static void dot_f32(const moec_qmat *W, int64_t o0, int64_t o1, const flo
 TARGET static void dot_bf16(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                             float *Y, int64_t ldy, const float *post) {
     dot_type(MOEC_QT_BF16, W, o0, o1, X, ldx, T, Y, ldy, post);
+}
+TARGET static void dot_f16(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                           float *Y, int64_t ldy, const float *post) {
+    dot_type(MOEC_QT_F16, W, o0, o1, X, ldx, T, Y, ldy, post);
 }
 /* 32 E4M3 bytes -> 4 vectors of 8 fp32 values e4m3 · 2^-120, for far fewer instructions than 8 bytes at a time: the
  * shift-and-mask of the top of the file runs on 16-bit lanes (16 weights per instruction), and the 32-bit lanes are
@@ -339,7 +350,7 @@ static void permute_x_bf16(const float *X, int64_t ldx, int64_t T, int64_t I, fl
 }
 
 static int64_t prep_floats_avx2(const moec_qmat *W, int64_t T) {
-    return W->type == MOEC_QT_F32 ? 0 : T * W->cols + (W->type == MOEC_QT_F8E4M3 ? T : 0);
+    return W->type == MOEC_QT_BF16 ? T * W->cols : W->type == MOEC_QT_F8E4M3 ? T * W->cols + T : 0;
 }
 
 /* X in the kernel's column order: bf16 permuted (load16_dot), E4M3 permuted and scaled (e4m3x32, scale_x), followed
@@ -361,8 +372,8 @@ static void dot_prepared_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const 
 /* Self-contained: prepares X in this thread's scratch, then runs the prepared kernel. */
 static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                      int64_t ldy) {
-    if (W->type == MOEC_QT_F32) {
-        dot_f32(W, o0, o1, X, ldx, T, Y, ldy, NULL);
+    if (W->type == MOEC_QT_F32 || W->type == MOEC_QT_F16) { /* X as it is */
+        (W->type == MOEC_QT_F32 ? dot_f32 : dot_f16)(W, o0, o1, X, ldx, T, Y, ldy, NULL);
         return;
     }
     float *xs = moec_qmat_scratch(1, (size_t)prep_floats_avx2(W, T));
@@ -401,6 +412,7 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
     switch (W->type) {
     case MOEC_QT_F32: dequant_type(MOEC_QT_F32, W, o0, n, out); break;
     case MOEC_QT_BF16: dequant_type(MOEC_QT_BF16, W, o0, n, out); break;
+    case MOEC_QT_F16: dequant_type(MOEC_QT_F16, W, o0, n, out); break;
     default: dequant_type(MOEC_QT_F8E4M3, W, o0, n, out); break;
     }
 }

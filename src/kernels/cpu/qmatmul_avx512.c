@@ -17,6 +17,7 @@ static float elem_scalar(moec_qtype type, const void *row, int64_t i) { /* E4M3 
     switch (type) {
     case MOEC_QT_F32: return ((const float *)row)[i];
     case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)row)[i]);
+    case MOEC_QT_F16: return moec_f16_to_f32(((const uint16_t *)row)[i]);
     default: {
         uint8_t b = ((const uint8_t *)row)[i];
         return moec_f16_to_f32((uint16_t)(((b & 0x80) << 8) | ((b & 0x7f) << 7)));
@@ -40,6 +41,10 @@ TARGET INLINE void load32(moec_qtype type, const void *row, int64_t i, __m512 *l
         const __m256i *p = (const __m256i *)((const uint16_t *)row + i);
         *lo = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p)), 16));
         *hi = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p + 1)), 16));
+    } else if (type == MOEC_QT_F16) {
+        const __m256i *p = (const __m256i *)((const uint16_t *)row + i);
+        *lo = _mm512_cvtph_ps(_mm256_loadu_si256(p));
+        *hi = _mm512_cvtph_ps(_mm256_loadu_si256(p + 1));
     } else {
         const uint8_t *p = (const uint8_t *)row + i;
         *lo = e4m3x16_to_ps_div256(p);
@@ -115,6 +120,11 @@ TARGET static void dot_bf16(int R, const moec_qmat *W, int64_t o0, const float *
     if (R == QMAT_DECODE_ROWS) dot_type(MOEC_QT_BF16, QMAT_DECODE_ROWS, W, o0, X, ldx, T, Y, ldy);
     else dot_type(MOEC_QT_BF16, 1, W, o0, X, ldx, T, Y, ldy);
 }
+TARGET static void dot_f16(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
+                           int64_t ldy) {
+    if (R == QMAT_DECODE_ROWS) dot_type(MOEC_QT_F16, QMAT_DECODE_ROWS, W, o0, X, ldx, T, Y, ldy);
+    else dot_type(MOEC_QT_F16, 1, W, o0, X, ldx, T, Y, ldy);
+}
 TARGET static void dot_f8(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
                           int64_t ldy) {
     if (R == QMAT_DECODE_ROWS) dot_type(MOEC_QT_F8E4M3, QMAT_DECODE_ROWS, W, o0, X, ldx, T, Y, ldy);
@@ -124,7 +134,7 @@ TARGET static void dot_f8(int R, const moec_qmat *W, int64_t o0, const float *X,
 static void dot_avx512(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                        int64_t ldy) {
     void (*fn)(int, const moec_qmat *, int64_t, const float *, int64_t, int64_t, float *, int64_t) =
-        W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_BF16 ? dot_bf16 : dot_f8;
+        W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_BF16 ? dot_bf16 : W->type == MOEC_QT_F16 ? dot_f16 : dot_f8;
     int64_t o = o0;
     for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS) fn(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy);
     for (; o < o1; o++) fn(1, W, o, X, ldx, T, Y + o, ldy);
@@ -156,6 +166,7 @@ TARGET static void dequant_avx512(const moec_qmat *W, int64_t o0, int64_t n, flo
     switch (W->type) {
     case MOEC_QT_F32: dequant_type(MOEC_QT_F32, W, o0, n, out); break;
     case MOEC_QT_BF16: dequant_type(MOEC_QT_BF16, W, o0, n, out); break;
+    case MOEC_QT_F16: dequant_type(MOEC_QT_F16, W, o0, n, out); break;
     default: dequant_type(MOEC_QT_F8E4M3, W, o0, n, out); break;
     }
 }

@@ -26,7 +26,7 @@
 /* --copy 1: every matrix copied into anonymous memory with transparent huge pages requested, to measure what the
  * file mapping's 4 KB pages cost (TLB misses while streaming weights). The copies are leaked at exit. */
 static void copy_to_hugepages(moec_qmat *q) {
-    const size_t n = (size_t)(q->rows * q->cols) * moec_qtype_size(q->type), align = (size_t)2 << 20;
+    const size_t n = (size_t)(q->rows * moec_qtype_row_bytes(q->type, q->cols)), align = (size_t)2 << 20;
     void *p = aligned_alloc(align, (n + align - 1) / align * align);
     if (!p) return;
     madvise(p, (n + align - 1) / align * align, MADV_HUGEPAGE);

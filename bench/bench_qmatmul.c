@@ -23,6 +23,7 @@
 #include "bench_util.h"
 #include "core/dtype.h"
 #include "core/threads.h"
+#include "io/gguf.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/qmatmul.h"
 
@@ -54,7 +55,7 @@ typedef struct {
 } bench_mat;
 
 static void mat_make(bench_mat *b, moec_qtype type, int64_t O, int64_t I) {
-    b->data = aligned_alloc(64, ((size_t)(O * I) * moec_qtype_size(type) + 63) / 64 * 64);
+    b->data = aligned_alloc(64, ((size_t)(O * moec_qtype_row_bytes(type, I)) + 63) / 64 * 64);
     b->scale = type == MOEC_QT_F8E4M3 ? malloc(sizeof(float) * (size_t)O) : NULL;
     float *row = malloc(sizeof(float) * (size_t)I);
     for (int64_t o = 0; o < O; o++) {
@@ -68,6 +69,7 @@ static void mat_make(bench_mat *b, moec_qtype type, int64_t O, int64_t I) {
         case MOEC_QT_F16:
             for (int64_t i = 0; i < I; i++) ((uint16_t *)b->data)[o * I + i] = moec_f32_to_f16(row[i]);
             break;
+        case MOEC_QT_Q8_0: moec_q8_0_quantize(row, I, (uint8_t *)b->data + o * moec_qtype_row_bytes(type, I)); break;
         }
     }
     free(row);
@@ -96,8 +98,8 @@ static double time_matmul(const moec_qmat *W, const float *Wf, int64_t O, int64_
 }
 
 static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3};
-/* decode also for f16 (its prefill is bf16's: dequantise, then the same GEMM) */
-static const moec_qtype decode_types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F16, MOEC_QT_F8E4M3};
+/* decode also for f16 and q8_0 (their prefill is bf16's: dequantise, then the same GEMM) */
+static const moec_qtype decode_types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F16, MOEC_QT_Q8_0, MOEC_QT_F8E4M3};
 
 int main(int argc, char **argv) {
     int threads = 0, sweep = 0, skip_main = 0;
@@ -150,7 +152,7 @@ int main(int argc, char **argv) {
         for (size_t ti = 0; ti < sizeof decode_types / sizeof *decode_types; ti++) {
             bench_mat b;
             mat_make(&b, decode_types[ti], O, I);
-            double bytes = (double)(O * I) * (double)moec_qtype_size(decode_types[ti]);
+            double bytes = (double)(O * moec_qtype_row_bytes(decode_types[ti], I));
             float *other = aligned_alloc(64, ((size_t)bytes + 63) / 64 * 64);
             memset(other, 0, (size_t)bytes);
             float *X = malloc(sizeof(float) * (size_t)I), *Y = malloc(sizeof(float) * (size_t)O);

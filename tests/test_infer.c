@@ -5,8 +5,11 @@
  *     normalisation (λ = 1), and an MoE with λ = 0 and tied embeddings;
  *   - several sequences decoded together in one call (rows of different slots interleaved, different lengths)
  *     give each sequence's own full-forward logits;
- *   - `moec quantize` output (bf16, fp8) run in place from the mapped file equals the full forward of the
+ *   - `moec quantize` output (bf16, f16, fp8) run in place from the mapped file equals the full forward of the
  *     dequantised weights (moec_model_dir_load dequantises independently of the kernels), and nothing is copied;
+ *   - the model exported to GGUF (f32, f16, bf16, q8_0) and run in place from the mapped GGUF equals the full
+ *     forward of moec_gguf_load's fp32 conversion of the same file (its own decoders and row un-permutation), and
+ *     only the q/k projections that llama.cpp stores permuted are copied;
  *   - bad input (token outside the vocabulary, context overflow, bad slot) is an error that changes nothing.
  * Tolerance: both sides compute in fp32 with different summation orders (GEMM vs matvec, attention per row vs per
  * block), so logits agree to ~1e-7 (measured); 2e-5 absolute on logits of magnitude ~1 leaves margin without
@@ -20,6 +23,7 @@
 #include "core/threads.h"
 #include "infer/engine.h"
 #include "infer/quantize.h"
+#include "io/gguf_model.h"
 #include "io/model_dir.h"
 #include "model/model.h"
 
@@ -54,6 +58,7 @@ static moec_config make_config(int kind) {
         c.moe.gate_lambda = kind == 1 ? 1.0f : 0.0f;
         c.moe.capacity_factor = 0.0f; /* the training forward must route dropless too, for equality */
         c.is_moe_layer[0] = 1;
+        c.is_moe_layer[1] = kind == 3; /* every layer MoE: what a GGUF (llama architecture) can hold */
         c.is_moe_layer[2] = 1;
         c.tie_embeddings = kind == 2;
     }
@@ -112,7 +117,7 @@ static double incremental(moec_session *s, int slot, const int32_t *ids, int S, 
 }
 
 static void test_kind(int kind, const char *tmpdir) {
-    static const char *names[] = {"dense GQA + qkv bias", "MoE λ=1", "MoE λ=0 tied"};
+    static const char *names[] = {"dense GQA + qkv bias", "MoE λ=1", "MoE λ=0 tied", "MoE λ=0 every layer"};
     moec_config c = make_config(kind);
     moec_model m;
     if (moec_model_init(&m, &c) != MOEC_OK) {
@@ -237,6 +242,53 @@ static void test_kind(int kind, const char *tmpdir) {
         free(ref);
         moec_model_free(&dm);
     }
+    /* the same model as GGUF, run in place (llama.cpp's llama architecture: no mixed dense/MoE stacks) */
+    static const char *gguf_types[] = {"f32", "f16", "bf16", "q8_0"};
+    for (int gt = 0; gt < 4 && (kind == 0 || kind == 3); gt++) {
+        char gpath[600];
+        snprintf(gpath, sizeof gpath, "%s/m%d-%s.gguf", tmpdir, kind, gguf_types[gt]);
+        moec_gguf_wtype wt;
+        moec_gguf_wtype_parse(gguf_types[gt], &wt);
+        if (moec_gguf_export(dir, gpath, wt, 1) != MOEC_OK) {
+            CHECK(0, "%s: export %s: %s", names[kind], gpath, moec_error_message());
+            continue;
+        }
+        moec_config gc;
+        moec_param_table gtab;
+        float *gp;
+        if (moec_gguf_load(gpath, &gc, &gtab, &gp, NULL) != MOEC_OK) {
+            CHECK(0, "%s: gguf_load %s: %s", names[kind], gpath, moec_error_message());
+            continue;
+        }
+        moec_model gm;
+        moec_model_adopt(&gm, &gc, &gtab, gp);
+        float *ref = full_logits(&gm, seqs[0], S);
+        moec_infer_model qm;
+        if (moec_infer_model_load_gguf(&qm, gpath) != MOEC_OK) {
+            CHECK(0, "%s: infer load %s: %s", names[kind], gpath, moec_error_message());
+        } else {
+            /* moec writes architecture "llama", whose q/k rows (and biases) llama.cpp keeps permuted */
+            int64_t qk = 0;
+            for (int l = 0; l < c.n_layers; l++)
+                qk += qm.layers[l].wq.rows * moec_qtype_row_bytes(qm.layers[l].wq.type, qm.layers[l].wq.cols) +
+                      qm.layers[l].wk.rows * moec_qtype_row_bytes(qm.layers[l].wk.type, qm.layers[l].wk.cols) +
+                      (c.qkv_bias ? (qm.layers[l].wq.rows + qm.layers[l].wk.rows) * 4 : 0);
+            const int64_t copied = qm.weight_bytes - qm.mapped_bytes;
+            CHECK(copied == qk,
+                  "%s gguf %s: used in place except the q/k projections (%lld of %lld bytes copied, q/k %lld)",
+                  names[kind], gguf_types[gt], (long long)copied, (long long)qm.weight_bytes, (long long)qk);
+            moec_session qs;
+            moec_session_init(&qs, &qm, 1, 48, 64);
+            double d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
+            CHECK(d < 2e-5, "%s gguf %s: incremental on the mapped file == full forward of its fp32 conversion (%.2e)",
+                  names[kind], gguf_types[gt], d);
+            moec_session_free(&qs);
+            moec_infer_model_free(&qm);
+        }
+        free(ref);
+        moec_model_free(&gm);
+    }
+
     /* f16 cannot hold a weight beyond 65504: refused, nothing written (bf16 takes it) */
     if (kind == 0) {
         int wi = 1;
@@ -261,7 +313,7 @@ int main(void) {
     char tmpl[] = "/tmp/moec-test-infer-XXXXXX";
     const char *tmp = mkdtemp(tmpl);
     if (!tmp) return 1;
-    for (int kind = 0; kind < 3; kind++) test_kind(kind, tmp);
+    for (int kind = 0; kind < 4; kind++) test_kind(kind, tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);

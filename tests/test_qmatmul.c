@@ -24,6 +24,7 @@
 
 #include "core/dtype.h"
 #include "core/threads.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/qmatmul.h"
@@ -52,13 +53,20 @@ static double decode(const moec_qmat *W, int64_t o, int64_t i) {
     case MOEC_QT_F32: return ((const float *)W->data)[k];
     case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)W->data)[k]);
     case MOEC_QT_F16: return moec_f16_to_f32(((const uint16_t *)W->data)[k]);
+    case MOEC_QT_Q8_0: { /* gguf.c's codec, the one the GGUF reader converts with */
+        float block[32];
+        moec_q8_0_dequantize((const uint8_t *)W->data + (size_t)(o * W->cols + i) / 32 * 34, 32, block);
+        return block[i % 32];
+    }
     default: return (double)W->scale[o] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k]);
     }
 }
 
+/* Q8_0 rows are whole blocks: cols is rounded up to a multiple of 32 for it. */
 static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
     memset(t, 0, sizeof *t);
-    t->data = malloc((size_t)(rows * cols) * moec_qtype_size(type));
+    if (type == MOEC_QT_Q8_0) cols = (cols + 31) / 32 * 32;
+    t->data = malloc((size_t)(rows * moec_qtype_row_bytes(type, cols)));
     float *row = malloc(sizeof(float) * (size_t)cols);
     if (type == MOEC_QT_F8E4M3) t->scale = malloc(sizeof(float) * (size_t)rows);
     for (int64_t o = 0; o < rows; o++) {
@@ -74,6 +82,7 @@ static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
         case MOEC_QT_F16:
             for (int64_t i = 0; i < cols; i++) ((uint16_t *)t->data)[o * cols + i] = moec_f32_to_f16(row[i]);
             break;
+        case MOEC_QT_Q8_0: moec_q8_0_quantize(row, cols, (uint8_t *)t->data + o * (cols / 32 * 34)); break;
         }
     }
     free(row);
@@ -126,7 +135,7 @@ static double run_case(const test_mat *t, int64_t T, int64_t xpad, int64_t ypad,
     return worst;
 }
 
-static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3, MOEC_QT_F16};
+static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3, MOEC_QT_F16, MOEC_QT_Q8_0};
 static const int64_t Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33, 130};
 static const int64_t shapes[][2] = {{1, 1}, {1, 37}, {5, 16}, {7, 33}, {13, 100}, {64, 64}, {33, 257}, {3, 1000},
                                     {130, 515}};
@@ -147,8 +156,8 @@ static void test_products(const char *isa, int threads) {
                 if (isnan(w)) break;
             }
             check(!isnan(worst) && worst <= 1, "%s %d thread(s) %-4s %4lld x %-4lld T=1..130: worst error %.3g of "
-                  "bound (at T=%lld)", isa, threads, moec_qtype_name(types[ti]), (long long)shapes[si][0],
-                  (long long)shapes[si][1], worst, (long long)worst_T);
+                  "bound (at T=%lld)", isa, threads, moec_qtype_name(types[ti]), (long long)t.m.rows,
+                  (long long)t.m.cols, worst, (long long)worst_T);
             mat_free(&t);
         }
     }
@@ -247,16 +256,56 @@ static void test_all_f16_codes(const char *isa) {
     free(q);
 }
 
+/* Every int8 value under f16 scales from the smallest subnormal to 65504, through one-hot inputs: each output must be
+ * exactly d · q (ggml's value), in decode and in prefill. */
+static void test_all_q8_codes(const char *isa) {
+    enum { C = 256 }; /* 8 blocks: each block holds 32 of the 256 int8 values */
+    static const uint16_t ds[] = {0x0001, 0x03ff, 0x0400, 0x2e66, 0x3c00, 0x5640, 0x7bff, 0x8001, 0xbc00};
+    enum { O = sizeof ds / sizeof *ds };
+    uint8_t *w = malloc((size_t)O * C / 32 * 34);
+    for (int o = 0; o < O; o++)
+        for (int b = 0; b < C / 32; b++) {
+            uint8_t *blk = w + (size_t)(o * (C / 32) + b) * 34;
+            blk[0] = (uint8_t)(ds[o] & 0xff), blk[1] = (uint8_t)(ds[o] >> 8);
+            for (int i = 0; i < 32; i++) blk[2 + i] = (uint8_t)((b * 32 + i + 37 * o) & 0xff); /* rows rotated */
+        }
+    moec_qmat W = {.type = MOEC_QT_Q8_0, .rows = O, .cols = C, .data = w};
+    float *X = malloc(sizeof(float) * C * C), *Y = malloc(sizeof(float) * C * O);
+    for (int pass = 0; pass < 2; pass++) {
+        const int64_t T = pass == 0 ? 8 : C;
+        int bad = 0;
+        for (int64_t c0 = 0; c0 < C; c0 += T) {
+            memset(X, 0, sizeof(float) * C * C);
+            for (int64_t t = 0; t < T; t++) X[t * C + c0 + t] = 1;
+            moec_qmat_matmul(Y, O, X, C, T, &W);
+            for (int64_t t = 0; t < T; t++)
+                for (int o = 0; o < O; o++) {
+                    const int64_t i = c0 + t;
+                    const int8_t q = (int8_t)w[(size_t)(o * (C / 32) + i / 32) * 34 + 2 + i % 32];
+                    const float want = moec_f16_to_f32(ds[o]) * (float)q;
+                    if (Y[t * O + o] != want && bad++ < 3)
+                        printf("     d 0x%04x q %d: got %a want %a\n", ds[o], q, Y[t * O + o], want);
+                }
+        }
+        check(bad == 0, "%s q8_0: all 256 int8 values x %d scales exact through one-hot inputs (%s, %d bad)", isa, O,
+              T == 8 ? "decode" : "prefill", bad);
+    }
+    free(X);
+    free(Y);
+    free(w);
+}
+
 static void test_row(void) {
     int bad = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
         test_mat t;
         mat_make(&t, types[ti], 9, 77);
-        float out[77];
+        const int64_t C = t.m.cols;
+        float out[96];
         for (int64_t r = 0; r < 9; r++) {
             moec_qmat_row(out, &t.m, r);
-            for (int i = 0; i < 77; i++)
-                if (out[i] != (float)t.ref[r * 77 + i]) bad++;
+            for (int i = 0; i < C; i++)
+                if (out[i] != (float)t.ref[r * C + i]) bad++;
         }
         mat_free(&t);
     }
@@ -309,16 +358,17 @@ static void test_nested_and_release(void) {
 /* moec_qmat_matmul_many == one moec_qmat_matmul per product, bit for bit: three types, different shapes and row
  * counts in one call (decode path), and one product past the decode threshold (sequential fallback). */
 static void test_many(void) {
-    test_mat m[5];
+    test_mat m[6];
     mat_make(&m[0], MOEC_QT_F32, 37, 70);
     mat_make(&m[1], MOEC_QT_BF16, 130, 64);
     mat_make(&m[2], MOEC_QT_F8E4M3, 9, 300);
     mat_make(&m[3], MOEC_QT_F16, 40, 48);
-    mat_make(&m[4], MOEC_QT_BF16, 50, 64);
-    const int64_t T[5] = {1, 3, 2, 2, moec_qmat_decode_max(MOEC_QT_BF16) + 5};
-    float *X[5], *Y[5], *R[5];
-    moec_qmat_op ops[5];
-    for (int k = 0; k < 5; k++) {
+    mat_make(&m[4], MOEC_QT_Q8_0, 21, 96);
+    mat_make(&m[5], MOEC_QT_BF16, 50, 64);
+    const int64_t T[6] = {1, 3, 2, 2, 4, moec_qmat_decode_max(MOEC_QT_BF16) + 5};
+    float *X[6], *Y[6], *R[6];
+    moec_qmat_op ops[6];
+    for (int k = 0; k < 6; k++) {
         const int64_t n_x = T[k] * m[k].m.cols, n_y = T[k] * m[k].m.rows;
         X[k] = malloc(sizeof(float) * (size_t)n_x);
         Y[k] = malloc(sizeof(float) * (size_t)n_y);
@@ -330,14 +380,14 @@ static void test_many(void) {
     for (int threads = 1; threads <= 2; threads++) {
         moec_threads_init(threads);
         int same = 1;
-        moec_qmat_matmul_many(ops, 4);
-        for (int k = 0; k < 4; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
         moec_qmat_matmul_many(ops, 5);
         for (int k = 0; k < 5; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
-        check(same, "many: 4 products (f32/bf16/fp8/f16, T 1/3/2/2) in one loop, and with a prefill-size one, == single "
+        moec_qmat_matmul_many(ops, 6);
+        for (int k = 0; k < 6; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(T[k] * m[k].m.rows));
+        check(same, "many: 5 products (f32/bf16/fp8/f16/q8_0, T 1/3/2/2/4) in one loop, and with a prefill-size one, == single "
                     "calls bit for bit (%d thread(s))", threads);
     }
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         free(X[k]);
         free(Y[k]);
         free(R[k]);
@@ -381,6 +431,7 @@ int main(void) {
         const char *name = moec_qmat_isa_name();
         test_all_codes(name);
         test_all_f16_codes(name);
+        test_all_q8_codes(name);
         for (int threads = 1; threads <= 2; threads++) {
             moec_threads_init(threads);
             test_products(name, threads);

@@ -18,12 +18,9 @@
 #include "io/gguf_model.h"
 #include "io/tokenizer.h"
 
-/* A model to run: a model directory (weights used in place) or a GGUF file (converted to fp32 in memory). */
+/* A model to run: a model directory or a GGUF file (weights used in place either way, see infer_model.h). */
 typedef struct {
     moec_infer_model im;
-    moec_config cfg;
-    moec_param_table table;
-    float *params;
     moec_tokenizer *tok;
 } loaded;
 
@@ -35,8 +32,8 @@ static int ends_with(const char *s, const char *suffix) {
 static moec_status load_for_inference(loaded *L, const char *model, const char *tokenizer_path, int need_tok) {
     memset(L, 0, sizeof *L);
     if (ends_with(model, ".gguf")) {
-        MOEC_TRY(moec_gguf_load(model, &L->cfg, &L->table, &L->params, need_tok && !tokenizer_path ? &L->tok : NULL));
-        MOEC_TRY(moec_infer_model_from_params(&L->im, &L->cfg, &L->table, L->params));
+        MOEC_TRY(moec_infer_model_load_gguf(&L->im, model));
+        if (need_tok && !tokenizer_path) MOEC_TRY(moec_gguf_read_tokenizer(L->im.gguf, model, &L->tok));
     } else {
         MOEC_TRY(moec_infer_model_load(&L->im, model));
     }
@@ -56,8 +53,6 @@ static moec_status load_for_inference(loaded *L, const char *model, const char *
 
 static void unload(loaded *L) {
     moec_infer_model_free(&L->im);
-    moec_free(L->params);
-    if (L->table.items) moec_param_table_free(&L->table);
     if (L->tok) moec_tokenizer_free(L->tok);
     memset(L, 0, sizeof *L);
 }

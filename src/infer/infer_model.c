@@ -7,10 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
 
-static moec_status keep(moec_infer_model *m, void *p) {
+moec_status moec_infer_model_keep(moec_infer_model *m, void *p) {
     if (m->n_owned == m->cap_owned) {
         int cap = m->cap_owned ? 2 * m->cap_owned : 64;
         void **o = realloc(m->owned, (size_t)cap * sizeof *o);
@@ -35,7 +36,7 @@ static moec_status to_f32(moec_infer_model *m, const moec_st_tensor *t, int64_t 
         return st;
     }
     *out = buf;
-    return keep(m, buf);
+    return moec_infer_model_keep(m, buf);
 }
 
 static int aligned(const void *p, size_t a) { return ((uintptr_t)p % a) == 0; }
@@ -86,7 +87,13 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
 }
 
 /* Assign the per-tensor matrices to the model's named slots, walking the table in the order params.c builds it. */
-static moec_status bind(moec_infer_model *m, const moec_param_table *table, const moec_qmat *all) {
+moec_status moec_infer_model_bind(moec_infer_model *m, const moec_param_table *table, const moec_qmat *all) {
+    for (int k = 0; k < table->count; k++) {
+        const moec_param_info *p = &table->items[k];
+        if (all[k].rows != p->shape[0] || all[k].cols != (p->ndim == 2 ? p->shape[1] : 1))
+            return MOEC_ERR(MOEC_ERR_ARG, "internal: %s bound as [%lld, %lld]", p->name, (long long)all[k].rows,
+                            (long long)all[k].cols);
+    }
     const moec_config *c = &m->cfg;
     const int E = c->moe.n_experts;
     if (E > 0) {
@@ -137,7 +144,7 @@ moec_status moec_infer_model_load(moec_infer_model *m, const char *dir) {
     moec_status st = all ? MOEC_OK : MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     if (st == MOEC_OK) st = moec_tensor_source_open_dir(&m->source, dir);
     for (int i = 0; st == MOEC_OK && i < table.count; i++) st = load_one(m, dir, &table.items[i], &all[i]);
-    if (st == MOEC_OK) st = bind(m, &table, all);
+    if (st == MOEC_OK) st = moec_infer_model_bind(m, &table, all);
     free(all);
     moec_param_table_free(&table);
     if (st != MOEC_OK) moec_infer_model_free(m);
@@ -156,7 +163,7 @@ moec_status moec_infer_model_from_params(moec_infer_model *m, const moec_config 
                              .data = params + p->offset};
         m->weight_bytes += p->numel * 4;
     }
-    moec_status st = bind(m, table, all);
+    moec_status st = moec_infer_model_bind(m, table, all);
     free(all);
     if (st != MOEC_OK) moec_infer_model_free(m);
     return st;
@@ -167,14 +174,15 @@ void moec_infer_model_free(moec_infer_model *m) {
     free(m->owned);
     free(m->expert_mats);
     moec_tensor_source_close(m->source);
+    moec_gguf_close(m->gguf);
     memset(m, 0, sizeof *m);
 }
 
-static int64_t qbytes(const moec_qmat *q) { return q->rows * q->cols * (int64_t)moec_qtype_size(q->type); }
+static int64_t qbytes(const moec_qmat *q) { return q->rows * moec_qtype_row_bytes(q->type, q->cols); }
 
 int64_t moec_infer_active_weight_bytes(const moec_infer_model *m) {
     const moec_config *c = &m->cfg;
-    int64_t b = qbytes(&m->lm_head) + m->tok_emb.cols * (int64_t)moec_qtype_size(m->tok_emb.type);
+    int64_t b = qbytes(&m->lm_head) + moec_qtype_row_bytes(m->tok_emb.type, m->tok_emb.cols);
     for (int l = 0; l < c->n_layers; l++) {
         const moec_infer_layer *L = &m->layers[l];
         b += qbytes(&L->wq) + qbytes(&L->wk) + qbytes(&L->wv) + qbytes(&L->wo);

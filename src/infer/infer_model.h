@@ -7,6 +7,9 @@
  * Where the weights can come from:
  *   - a model directory (config.json + model.safetensors or shards): F32 / BF16 / F16 matrices used in place, F8_E4M3
  *     matrices with their "X.weight_scale" [rows, 1] tensors (as `moec quantize --to fp8` writes) used in place;
+ *   - a llama-family GGUF file (infer_gguf.c): F32 / F16 / BF16 / Q8_0 matrices used in place, stacked expert
+ *     tensors sliced in place; q/k projections whose rows llama.cpp stores in its interleaved RoPE order are
+ *     copied once in Hugging Face's order (the kernels' types are kept);
  *   - an in-memory fp32 parameter buffer (moec_model_dir_load, moec_gguf_load, a training run), borrowed.
  *
  * Inference semantics: MoE layers route dropless (capacity factor and token dropping are training-time load
@@ -31,6 +34,7 @@ typedef struct {
 } moec_infer_layer;
 
 typedef struct moec_tensor_source moec_tensor_source;
+struct moec_gguf_file;
 
 typedef struct {
     moec_config cfg;
@@ -40,6 +44,7 @@ typedef struct {
     moec_infer_layer layers[MOEC_MAX_LAYERS];
     moec_qmat *expert_mats;            /* storage behind every layer's experts */
     moec_tensor_source *source;        /* the mapped files, or NULL */
+    struct moec_gguf_file *gguf;       /* the mapped GGUF file, or NULL */
     void **owned;                      /* converted copies, freed with the model */
     int n_owned, cap_owned;
     int64_t weight_bytes;              /* bytes of all weights as the kernels read them */
@@ -51,7 +56,14 @@ moec_status moec_infer_model_load(moec_infer_model *m, const char *dir);
 /* Wrap an fp32 parameter buffer laid out by table (borrowed: it must outlive m). */
 moec_status moec_infer_model_from_params(moec_infer_model *m, const moec_config *c, const moec_param_table *table,
                                          const float *params);
+/* Load a GGUF file (see above). */
+moec_status moec_infer_model_load_gguf(moec_infer_model *m, const char *path);
 void moec_infer_model_free(moec_infer_model *m);
+
+/* For the loaders: take ownership of p (moec_free'd with the model; freed at once on failure), and bind one matrix
+ * (vectors: rows = length, cols = 1, F32) per table entry, in table order, to the model's slots. */
+moec_status moec_infer_model_keep(moec_infer_model *m, void *p);
+moec_status moec_infer_model_bind(moec_infer_model *m, const moec_param_table *table, const moec_qmat *all);
 
 /* Bytes of weights one token reads in a decode step: every non-expert matrix, K experts per MoE layer, one
  * embedding row (the memory-bandwidth bound of decoding is this over the machine's read bandwidth). */

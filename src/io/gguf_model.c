@@ -33,15 +33,20 @@ static uint32_t file_type(moec_gguf_wtype t) {
 }
 
 /* Rows of one projection, Hugging Face order -> llama.cpp order, per head: out row h*Dh + 2j + i = in row
- * h*Dh + i*Dh/2 + j (i in {0,1}, j < Dh/2). inverse = 1 maps back. cols = 1 for a bias. */
-static void permute_rows(const float *in, float *out, int n_head, int dh, int64_t cols, int inverse) {
+ * h*Dh + i*Dh/2 + j (i in {0,1}, j < Dh/2). inverse = 1 maps back. Rows of row_bytes bytes (any element type). */
+void moec_gguf_permute_rows(const void *in, void *out, int n_head, int dh, size_t row_bytes, int inverse) {
     for (int h = 0; h < n_head; h++)
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < dh / 2; j++) {
                 int64_t hf = (int64_t)h * dh + i * (dh / 2) + j, gg = (int64_t)h * dh + 2 * j + i;
-                const float *src = in + (inverse ? gg : hf) * cols;
-                memcpy(out + (inverse ? hf : gg) * cols, src, (size_t)cols * sizeof(float));
+                const char *src = (const char *)in + (size_t)(inverse ? gg : hf) * row_bytes;
+                memcpy((char *)out + (size_t)(inverse ? hf : gg) * row_bytes, src, row_bytes);
             }
+}
+
+/* fp32 rows of cols values (cols = 1 for a bias). */
+static void permute_rows(const float *in, float *out, int n_head, int dh, int64_t cols, int inverse) {
+    moec_gguf_permute_rows(in, out, n_head, dh, (size_t)cols * sizeof(float), inverse);
 }
 
 /* One GGUF tensor: n_exp stacked slices of [rows, cols] (PyTorch order), slice e at base + e*stride;
@@ -464,6 +469,41 @@ static moec_status read_weights(ctx *x, const moec_config *c, const moec_param_t
     return MOEC_OK;
 }
 
+/* x->arch from general.architecture (one moec reads), pointing at the caller's buffer of 8 bytes. */
+static moec_status read_arch(ctx *x, char archbuf[8]) {
+    const char *arch;
+    size_t an;
+    MOEC_TRY(moec_gguf_get_str(x->f, "general.architecture", &arch, &an));
+    if ((an == 5 && !memcmp(arch, "llama", 5)) || (an == 5 && !memcmp(arch, "qwen2", 5)) ||
+        (an == 7 && !memcmp(arch, "mistral", 7))) {
+        memcpy(archbuf, arch, an);
+        archbuf[an] = '\0';
+        x->arch = archbuf;
+        return MOEC_OK;
+    }
+    return MOEC_ERR(MOEC_ERR_CONFIG, "%s: architecture '%.*s' is not supported (llama, mistral, qwen2)", x->path,
+                    (int)(an < 64 ? an : 64), arch);
+}
+
+moec_status moec_gguf_read_config(const moec_gguf_file *f, const char *path, moec_config *cfg, int *permuted_qk) {
+    ctx x = {.f = f, .path = path};
+    char archbuf[8];
+    MOEC_TRY(read_arch(&x, archbuf));
+    *permuted_qk = strcmp(x.arch, "qwen2") != 0;
+    return read_config(&x, cfg);
+}
+
+moec_status moec_gguf_read_tokenizer(const moec_gguf_file *f, const char *path, moec_tokenizer **tok) {
+    *tok = NULL;
+    char *json = NULL;
+    const char *why = NULL;
+    moec_status s = moec_gguf_tokenizer_json(f, &json, &why);
+    if (s == MOEC_OK && json) s = moec_tokenizer_load_json_text(tok, json, strlen(json), path);
+    if (s == MOEC_OK && !json) fprintf(stderr, "moec: note: %s: no tokenizer imported: %s\n", path, why);
+    free(json);
+    return s;
+}
+
 moec_status moec_gguf_load(const char *path, moec_config *cfg, moec_param_table *table, float **params,
                            moec_tokenizer **tok) {
     *params = NULL;
@@ -472,35 +512,15 @@ moec_status moec_gguf_load(const char *path, moec_config *cfg, moec_param_table 
     moec_gguf_file *f;
     MOEC_TRY(moec_gguf_open(&f, path));
     ctx x = {.f = f, .path = path};
-    const char *arch;
-    size_t an;
-    moec_status s = moec_gguf_get_str(f, "general.architecture", &arch, &an);
-    static char archbuf[16];
-    if (s == MOEC_OK) {
-        if ((an == 5 && !memcmp(arch, "llama", 5)) || (an == 5 && !memcmp(arch, "qwen2", 5)) ||
-            (an == 7 && !memcmp(arch, "mistral", 7))) {
-            memcpy(archbuf, arch, an);
-            archbuf[an] = '\0';
-            x.arch = archbuf;
-        } else {
-            s = MOEC_ERR(MOEC_ERR_CONFIG, "%s: architecture '%.*s' is not supported (llama, mistral, qwen2)", path,
-                         (int)(an < 64 ? an : 64), arch);
-        }
-    }
+    char archbuf[8];
+    moec_status s = read_arch(&x, archbuf);
     moec_config c;
     if (s == MOEC_OK) s = read_config(&x, &c);
     if (s == MOEC_OK) s = moec_param_table_build(table, &c);
     if (s == MOEC_OK && !(*params = moec_alloc_floats(table->total)))
         s = MOEC_ERR(MOEC_ERR_NOMEM, "%s: cannot allocate %" PRId64 " floats", path, table->total);
     if (s == MOEC_OK) s = read_weights(&x, &c, table, *params);
-    if (s == MOEC_OK && tok) {
-        char *json = NULL;
-        const char *why = NULL;
-        s = moec_gguf_tokenizer_json(f, &json, &why);
-        if (s == MOEC_OK && json) s = moec_tokenizer_load_json_text(tok, json, strlen(json), path);
-        if (s == MOEC_OK && !json) fprintf(stderr, "moec: note: %s: no tokenizer imported: %s\n", path, why);
-        free(json);
-    }
+    if (s == MOEC_OK && tok) s = moec_gguf_read_tokenizer(f, path, tok);
     moec_gguf_close(f);
     if (s != MOEC_OK) {
         moec_free(*params);

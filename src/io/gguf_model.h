@@ -41,6 +41,16 @@ moec_status moec_gguf_export(const char *model_dir, const char *out_path, moec_g
 moec_status moec_gguf_load(const char *path, moec_config *cfg, moec_param_table *table, float **params,
                            moec_tokenizer **tok);
 
+/* For loaders that run an open file's tensors in place (infer/infer_gguf.c): the model configuration as
+ * moec_gguf_load reads it (architecture checked), and *permuted_qk = 1 when q/k rows are in llama.cpp's
+ * interleaved RoPE order (llama, mistral; 0 for qwen2); the file's tokenizer as moec_gguf_load imports it. */
+struct moec_gguf_file;
+moec_status moec_gguf_read_config(const struct moec_gguf_file *f, const char *path, moec_config *cfg, int *permuted_qk);
+moec_status moec_gguf_read_tokenizer(const struct moec_gguf_file *f, const char *path, moec_tokenizer **tok);
+/* Rows of one q/k projection (or bias), Hugging Face's rotate-half order -> llama.cpp's interleaved one, per head
+ * of dh rows: out row h*dh + 2j + i = in row h*dh + i*dh/2 + j; inverse = 1 maps back. Rows of row_bytes bytes. */
+void moec_gguf_permute_rows(const void *in, void *out, int n_head, int dh, size_t row_bytes, int inverse);
+
 /* GGUF -> model directory (config.json + model.safetensors, and tokenizer.json when representable). */
 moec_status moec_gguf_import(const char *path, const char *out_dir);
 

@@ -8,7 +8,7 @@
  * intrinsic in portable C with the result the instruction set reference defines, and no target attribute. The test
  * suite's "avx512-emulated" pass builds moec this way, so that every AVX-512 kernel is run and checked on a
  * machine without AVX-512: it checks the kernels' logic (lane order, masks, shifts, tails, tiling, reduction order),
- * not their speed. SIMDe 0.7 lacks three intrinsics the kernels use; they are defined below, the reduction in the
+ * not their speed. SIMDe 0.7 lacks six intrinsics the kernels use; they are defined below, the reduction in the
  * order GCC's <avx512fintrin.h> sums (halves, then quarters, then pairs), so sums round as on the hardware.
  */
 #ifndef MOEC_KERNELS_CPU_AVX512_H
@@ -45,6 +45,34 @@ static inline simde__m512i moec_emu_mm512_cvtepu16_epi32(simde__m256i h) {
     return simde_mm512_loadu_si512(out);
 }
 #define _mm512_cvtepu16_epi32(h) moec_emu_mm512_cvtepu16_epi32(h)
+
+/* vpmovsxbd zmm: 16 int8 -> 16 int32 */
+static inline simde__m512i moec_emu_mm512_cvtepi8_epi32(simde__m128i b) {
+    int8_t in[16];
+    int32_t out[16];
+    simde_mm_storeu_si128((simde__m128i *)in, b);
+    for (int i = 0; i < 16; i++) out[i] = in[i];
+    return simde_mm512_loadu_si512(out);
+}
+#define _mm512_cvtepi8_epi32(b) moec_emu_mm512_cvtepi8_epi32(b)
+
+/* vcvtdq2ps zmm: 16 int32 -> 16 floats (round to nearest even: exact below 2^24) */
+static inline simde__m512 moec_emu_mm512_cvtepi32_ps(simde__m512i v) {
+    int32_t in[16];
+    float out[16];
+    simde_mm512_storeu_si512(in, v);
+    for (int i = 0; i < 16; i++) out[i] = (float)in[i];
+    return simde_mm512_loadu_ps(out);
+}
+#define _mm512_cvtepi32_ps(v) moec_emu_mm512_cvtepi32_ps(v)
+
+/* vcvtph2ps of one half (F16C's scalar form) */
+static inline float moec_emu_cvtsh_ss(unsigned short h) {
+    float f[4];
+    simde_mm_storeu_ps(f, simde_mm_cvtph_ps(simde_mm_cvtsi32_si128(h)));
+    return f[0];
+}
+#define _cvtsh_ss(h) moec_emu_cvtsh_ss(h)
 
 static inline float moec_emu_mm512_reduce_add_ps(simde__m512 v) {
     float a[16];

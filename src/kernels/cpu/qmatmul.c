@@ -1,4 +1,4 @@
-/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 weights: regime choice, threading, scratch, the portable kernels.
+/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 / Q8_0 weights: regime choice, threading, scratch, the portable kernels.
  *
  * The SIMD kernels live in qmatmul_avx2.c and qmatmul_avx512.c; this file splits the work over the output rows and
  * picks the kernel table (see qmatmul.h for the contract and the two regimes).
@@ -28,7 +28,7 @@
 #include "kernels/cpu/qmatmul_kernels.h"
 
 #define DECODE_MAX_F32 24
-#define DECODE_MAX_BF16 32 /* f16 too (same bytes; not measured separately) */
+#define DECODE_MAX_BF16 32 /* f16 and q8_0 too (not measured separately) */
 #define DECODE_MAX_F8 32
 
 /* Prefill block: as many rows as fit PREFILL_BLOCK_BYTES of fp32 (a multiple of 16 rows, 16..256). Each block costs
@@ -54,13 +54,16 @@ const char *moec_qtype_name(moec_qtype t) {
     case MOEC_QT_BF16: return "bf16";
     case MOEC_QT_F8E4M3: return "fp8";
     case MOEC_QT_F16: return "f16";
+    case MOEC_QT_Q8_0: return "q8_0";
     }
     return "?";
 }
 
 moec_status moec_qmat_check(const moec_qmat *W) {
-    size_t es = moec_qtype_size(W->type);
+    const size_t es = W->type == MOEC_QT_Q8_0 ? 2 : moec_qtype_size(W->type); /* the alignment wanted */
     if (!es) return MOEC_ERR(MOEC_ERR_ARG, "qmat: unknown weight type %d", (int)W->type);
+    if (W->type == MOEC_QT_Q8_0 && W->cols % MOEC_QT_Q8_0_BLOCK)
+        return MOEC_ERR(MOEC_ERR_ARG, "qmat: q8_0 rows of %lld values are not whole blocks of 32", (long long)W->cols);
     if (W->rows <= 0 || W->cols <= 0)
         return MOEC_ERR(MOEC_ERR_ARG, "qmat: %lld x %lld matrix", (long long)W->rows, (long long)W->cols);
     if (!W->data) return MOEC_ERR(MOEC_ERR_ARG, "qmat: no data");
@@ -72,7 +75,7 @@ moec_status moec_qmat_check(const moec_qmat *W) {
     return MOEC_OK;
 }
 
-static _Atomic int64_t decode_max_override[MOEC_QT_COUNT] = {-1, -1, -1, -1};
+static _Atomic int64_t decode_max_override[MOEC_QT_COUNT] = {-1, -1, -1, -1, -1};
 
 int64_t moec_qmat_decode_max(moec_qtype t) {
     if ((unsigned)t < MOEC_QT_COUNT) {
@@ -110,8 +113,40 @@ static inline float elem(const moec_qmat *W, int64_t o, int64_t i) {
 
 static float factor(const moec_qmat *W, int64_t o) { return W->type == MOEC_QT_F8E4M3 ? W->scale[o] * 256.0f : 1.0f; }
 
+/* Q8_0 row o's block b: its scale d, and its 32 values at *q. */
+static inline float q8_block(const moec_qmat *W, int64_t o, int64_t b, const int8_t **q) {
+    const uint8_t *p = (const uint8_t *)W->data + (size_t)moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols) * (size_t)o +
+                       (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+    *q = (const int8_t *)(p + 2);
+    return moec_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+}
+
+/* Q8_0: per block, the 32 products summed in four chains, then times d. */
+static void dot_q8_scalar(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                          float *Y, int64_t ldy) {
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t t = 0; t < T; t++) {
+            const float *x = X + t * ldx;
+            float sum = 0;
+            for (int64_t b = 0; b < W->cols / MOEC_QT_Q8_0_BLOCK; b++) {
+                const int8_t *q;
+                const float d = q8_block(W, o, b, &q);
+                const float *xb = x + b * MOEC_QT_Q8_0_BLOCK;
+                float s[4] = {0, 0, 0, 0};
+                for (int i = 0; i < MOEC_QT_Q8_0_BLOCK; i += 4)
+                    for (int k = 0; k < 4; k++) s[k] += xb[i + k] * (float)q[i + k];
+                sum += d * ((s[0] + s[1]) + (s[2] + s[3]));
+            }
+            Y[t * ldy + o] = sum;
+        }
+}
+
 static void dot_scalar(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                        int64_t ldy) {
+    if (W->type == MOEC_QT_Q8_0) {
+        dot_q8_scalar(W, o0, o1, X, ldx, T, Y, ldy);
+        return;
+    }
     pthread_once(&e4m3_once, e4m3_table_init);
     for (int64_t o = o0; o < o1; o++)
         for (int64_t t = 0; t < T; t++) {
@@ -126,6 +161,10 @@ static void dot_scalar(const moec_qmat *W, int64_t o0, int64_t o1, const float *
 }
 
 static void dequant_scalar(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
+    if (W->type == MOEC_QT_Q8_0) {
+        for (int64_t r = 0; r < n; r++) moec_qmat_row(out + r * W->cols, W, o0 + r);
+        return;
+    }
     pthread_once(&e4m3_once, e4m3_table_init);
     for (int64_t r = 0; r < n; r++, out += W->cols) {
         float f = factor(W, o0 + r);
@@ -331,7 +370,7 @@ static void decode_ops(const moec_qmat_op *ops, int n) {
     int64_t bytes = 0;
     for (int i = 0; i < n; i++) {
         j.first[i + 1] = j.first[i] + (ops[i].W->rows + QMAT_DECODE_ROWS - 1) / QMAT_DECODE_ROWS;
-        bytes += ops[i].W->rows * ops[i].W->cols * (int64_t)moec_qtype_size(ops[i].W->type) * ops[i].T;
+        bytes += ops[i].W->rows * moec_qtype_row_bytes(ops[i].W->type, ops[i].W->cols) * ops[i].T;
     }
     many_prepare(&j);
     const int64_t groups = j.first[n], per_group = bytes / groups > 1 ? bytes / groups : 1;
@@ -384,6 +423,13 @@ void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
         break;
     case MOEC_QT_F16:
         for (int64_t i = 0; i < W->cols; i++) out[i] = moec_f16_to_f32(((const uint16_t *)W->data)[k + i]);
+        break;
+    case MOEC_QT_Q8_0:
+        for (int64_t b = 0; b < W->cols / MOEC_QT_Q8_0_BLOCK; b++) {
+            const int8_t *q;
+            const float d = q8_block(W, r, b, &q);
+            for (int i = 0; i < MOEC_QT_Q8_0_BLOCK; i++) out[b * MOEC_QT_Q8_0_BLOCK + i] = d * (float)q[i];
+        }
         break;
     }
 }

@@ -1,10 +1,13 @@
-/* qmatmul.h — the inference engine's linear layer, y = x · Wᵀ, with W stored as fp32, bf16, IEEE half (f16) or FP8
- * E4M3.
+/* qmatmul.h — the inference engine's linear layer, y = x · Wᵀ, with W stored as fp32, bf16, IEEE half (f16), FP8
+ * E4M3 or ggml's Q8_0.
  *
  * Legend: T input rows (tokens), I = cols (input features), O = rows (output features).
  *   X [T, I] fp32, row stride ldx >= I;   W [O, I] in its storage type;   Y [T, O] fp32, row stride ldy >= O.
  * E4M3 weights carry one fp32 scale per output row: W[o][i] = scale[o] · e4m3(data[o·I + i]) (a per-tensor scale
  * is the same with every scale[o] equal). f32, bf16 and f16 have no scale; their elements convert to fp32 exactly.
+ * Q8_0 (llama.cpp's 8-bit format, run in place from GGUF files) stores each row as cols/32 blocks of 34 bytes: an
+ * f16 scale d, then 32 int8 q; W[o][i] = d · q exactly in fp32 (d has 11 significant bits, q 8). Each block's
+ * products are summed, then multiplied by d (llama.cpp multiplies int8 activations instead: close, not equal).
  *
  * Two regimes, chosen by T:
  *   decode (few rows, T <= moec_qmat_decode_max(type)): every weight row is read from memory once and used for all
@@ -31,17 +34,19 @@
 #include "core/error.h"
 #include "kernels/cpu/gemm.h"
 
-typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3 } moec_qtype;
-#define MOEC_QT_COUNT 4
+typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3, MOEC_QT_Q8_0 = 4 } moec_qtype;
+#define MOEC_QT_COUNT 5
+#define MOEC_QT_Q8_0_BLOCK 32       /* values per Q8_0 block */
+#define MOEC_QT_Q8_0_BLOCK_BYTES 34 /* f16 d + 32 int8 */
 
 typedef struct {
     moec_qtype type;
     int64_t rows, cols;   /* W is [rows = O, cols = I], row-major, row stride = cols elements */
-    const void *data;     /* rows·cols elements, aligned to the element size; may point into a read-only mmap */
+    const void *data;     /* rows · row_bytes, aligned to the element size (Q8_0: 2); may point into a read-only mmap */
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
 } moec_qmat;
 
-/* Bytes per element: 4, 2, 1, 2 (0 for an unknown type). Inline, so that inside a kernel instantiated for one type it
+/* Bytes per element: 4, 2, 1, 2 (0 for Q8_0, whose elements are not whole bytes, and for an unknown type). Inline, so that inside a kernel instantiated for one type it
  * is a compile-time constant. */
 static inline size_t moec_qtype_size(moec_qtype t) {
     switch (t) {
@@ -49,13 +54,19 @@ static inline size_t moec_qtype_size(moec_qtype t) {
     case MOEC_QT_BF16: return 2;
     case MOEC_QT_F8E4M3: return 1;
     case MOEC_QT_F16: return 2;
+    case MOEC_QT_Q8_0: return 0;
     }
     return 0;
 }
-/* "f32", "bf16", "fp8", "f16" ("?" for an unknown type). */
+/* Bytes of one row of cols elements (Q8_0: cols / 32 blocks; cols must be a multiple of 32). */
+static inline int64_t moec_qtype_row_bytes(moec_qtype t, int64_t cols) {
+    return t == MOEC_QT_Q8_0 ? cols / MOEC_QT_Q8_0_BLOCK * MOEC_QT_Q8_0_BLOCK_BYTES : cols * (int64_t)moec_qtype_size(t);
+}
+/* "f32", "bf16", "fp8", "f16", "q8_0" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);
 
-/* Checks that W describes a usable matrix (known type, positive dims, data, scale present iff E4M3, aligned data);
+/* Checks that W describes a usable matrix (known type, positive dims, data, scale present iff E4M3, aligned data,
+ * Q8_0: cols a multiple of 32);
  * the kernels trust their arguments, so loaders call this once per tensor. */
 moec_status moec_qmat_check(const moec_qmat *W);
 

@@ -7,6 +7,8 @@
  *         mask off the low half / shift left 16 (load16_dot);
  *   f16   vcvtph2ps (F16C), exact; one ymm per two cycles on Zen 3 is 16 weight bytes per two cycles per core,
  *         more than the memory delivers to each of two streaming cores, so no cheaper order is needed;
+ *   Q8_0  per 32-value block: 8 int8 at a time sign-extended to int32 and converted (exact), the block's products
+ *         summed, then one FMA by the block's scale d (vcvtph2ps of the f16, broadcast) into the row's sum;
  *   E4M3  no lookup table, and no vcvtph2ps either: on Zen 3 that instruction sustains one ymm per two cycles,
  *         which capped a first version (the half-precision trick that qmatmul_avx512.c uses) at 3.6 weight bytes
  *         per cycle per core, below memory bandwidth. Instead, integer work builds fp32 bits: byte b = s.eeee.mmm
@@ -198,6 +200,55 @@ TARGET static void dot_bf16(const moec_qmat *W, int64_t o0, int64_t o1, const fl
                             float *Y, int64_t ldy, const float *post) {
     dot_type(MOEC_QT_BF16, W, o0, o1, X, ldx, T, Y, ldy, post);
 }
+/* Q8_0: the NT sums of one row (nb blocks) against X rows t < NT. Each block's 32 weights are converted once and
+ * used for every input row; a block's products go into a fresh sum (two chains), which one FMA by d then adds to
+ * the row's accumulator, so the long dependency is one FMA per block. */
+TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const float *X, int64_t ldx, float *sums) {
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, 3);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+        __m256 w[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            w[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k))));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float *x = X + t * ldx + b * MOEC_QT_Q8_0_BLOCK;
+            __m256 s0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x)), s1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(x + 8));
+            s0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), s0);
+            s1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), s1);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = hsum(acc[t]);
+}
+
+/* Q8_0 rows o0 <= o < o1, row by row (one sequential stream, as dot_type), in blocks of up to 4 input rows. */
+TARGET static void dot_q8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                          float *Y, int64_t ldy) {
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    for (int64_t o = o0; o < o1; o++) {
+        const uint8_t *row = (const uint8_t *)W->data + (size_t)o * (size_t)row_bytes;
+        for (int64_t t0 = 0; t0 < T;) {
+            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
+            float sums[4];
+            switch (nt) {
+            case 1: dot_row_q8(1, row, nb, X + t0 * ldx, ldx, sums); break;
+            case 2: dot_row_q8(2, row, nb, X + t0 * ldx, ldx, sums); break;
+            case 3: dot_row_q8(3, row, nb, X + t0 * ldx, ldx, sums); break;
+            default: dot_row_q8(4, row, nb, X + t0 * ldx, ldx, sums); break;
+            }
+            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t];
+            t0 += nt;
+        }
+    }
+}
+
 TARGET static void dot_f16(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                            float *Y, int64_t ldy, const float *post) {
     dot_type(MOEC_QT_F16, W, o0, o1, X, ldx, T, Y, ldy, post);
@@ -372,6 +423,10 @@ static void dot_prepared_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const 
 /* Self-contained: prepares X in this thread's scratch, then runs the prepared kernel. */
 static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                      int64_t ldy) {
+    if (W->type == MOEC_QT_Q8_0) {
+        dot_q8(W, o0, o1, X, ldx, T, Y, ldy);
+        return;
+    }
     if (W->type == MOEC_QT_F32 || W->type == MOEC_QT_F16) { /* X as it is */
         (W->type == MOEC_QT_F32 ? dot_f32 : dot_f16)(W, o0, o1, X, ldx, T, Y, ldy, NULL);
         return;
@@ -408,8 +463,24 @@ TARGET INLINE void dequant_type(moec_qtype type, const moec_qmat *W, int64_t o0,
     }
 }
 
+TARGET static void dequant_q8(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = (const uint8_t *)W->data + (size_t)(o0 + r) * (size_t)row_bytes +
+                                 (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+            const __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+            float *y = out + r * W->cols + b * MOEC_QT_Q8_0_BLOCK;
+            for (int k = 0; k < 4; k++) {
+                const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k)));
+                _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));
+            }
+        }
+}
+
 TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
     switch (W->type) {
+    case MOEC_QT_Q8_0: dequant_q8(W, o0, n, out); break;
     case MOEC_QT_F32: dequant_type(MOEC_QT_F32, W, o0, n, out); break;
     case MOEC_QT_BF16: dequant_type(MOEC_QT_BF16, W, o0, n, out); break;
     case MOEC_QT_F16: dequant_type(MOEC_QT_F16, W, o0, n, out); break;

@@ -131,8 +131,69 @@ TARGET static void dot_f8(int R, const moec_qmat *W, int64_t o0, const float *X,
     else dot_type(MOEC_QT_F8E4M3, 1, W, o0, X, ldx, T, Y, ldy);
 }
 
+/* Q8_0 (qmatmul_avx2.c's dot_row_q8 with 16-wide vectors): per block, two vectors of 16 weights converted once, a
+ * fresh sum per input row, one FMA by the block's scale into the row's accumulator. */
+TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const float *X, int64_t ldx, float *sums) {
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+        const __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+        const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
+        const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float *x = X + t * ldx + b * MOEC_QT_Q8_0_BLOCK;
+            const __m512 s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(x)));
+            acc[t] = _mm512_fmadd_ps(d, s, acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+TARGET static void dot_q8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                          float *Y, int64_t ldy) {
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    for (int64_t o = o0; o < o1; o++) {
+        const uint8_t *row = (const uint8_t *)W->data + (size_t)o * (size_t)row_bytes;
+        for (int64_t t0 = 0; t0 < T;) {
+            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
+            float sums[4];
+            switch (nt) {
+            case 1: dot_row_q8(1, row, nb, X + t0 * ldx, ldx, sums); break;
+            case 2: dot_row_q8(2, row, nb, X + t0 * ldx, ldx, sums); break;
+            case 3: dot_row_q8(3, row, nb, X + t0 * ldx, ldx, sums); break;
+            default: dot_row_q8(4, row, nb, X + t0 * ldx, ldx, sums); break;
+            }
+            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t];
+            t0 += nt;
+        }
+    }
+}
+
+TARGET static void dequant_q8(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = (const uint8_t *)W->data + (size_t)(o0 + r) * (size_t)row_bytes +
+                                 (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+            const __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+            float *y = out + r * W->cols + b * MOEC_QT_Q8_0_BLOCK;
+            for (int k = 0; k < 2; k++) {
+                const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + 16 * k)));
+                _mm512_storeu_ps(y + 16 * k, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)));
+            }
+        }
+}
+
 static void dot_avx512(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                        int64_t ldy) {
+    if (W->type == MOEC_QT_Q8_0) {
+        dot_q8(W, o0, o1, X, ldx, T, Y, ldy);
+        return;
+    }
     void (*fn)(int, const moec_qmat *, int64_t, const float *, int64_t, int64_t, float *, int64_t) =
         W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_BF16 ? dot_bf16 : W->type == MOEC_QT_F16 ? dot_f16 : dot_f8;
     int64_t o = o0;
@@ -164,6 +225,7 @@ TARGET INLINE void dequant_type(moec_qtype type, const moec_qmat *W, int64_t o0,
 
 TARGET static void dequant_avx512(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
     switch (W->type) {
+    case MOEC_QT_Q8_0: dequant_q8(W, o0, n, out); break;
     case MOEC_QT_F32: dequant_type(MOEC_QT_F32, W, o0, n, out); break;
     case MOEC_QT_BF16: dequant_type(MOEC_QT_BF16, W, o0, n, out); break;
     case MOEC_QT_F16: dequant_type(MOEC_QT_F16, W, o0, n, out); break;

@@ -24,6 +24,9 @@
 #              stories260K, whose w2 (172 wide, not a multiple of 32) stays f16); the max over thousands of
 #              logits is a few times the rms.
 #              A wrong scale, block layout or dropped tensor gives errors of order 100 %.
+#   * llama.cpp's logits vs `moec logits` on the same GGUF file (moec's inference engine, tensors in place: F16,
+#     BF16 and Q8_0 weights as stored), same bounds: both sides now see identical weights, so what remains is
+#     llama.cpp's rounding of activations (f16 / Q8_0) and summation order;
 #   * llama.cpp's tokenisation of a few strings (from the GGUF's vocabulary) equals moec's (from tokenizer.json).
 # Runs once: skipped under the sanitizer build (llama.cpp is not instrumented and the comparison is the same).
 # Skips (exit 0, "SKIP") only when PyPI cannot be reached to download llama.cpp; a failed build is a failure.
@@ -182,6 +185,12 @@ for m in $MODELS; do
            "$PY" "$TMP/cmp.py" "$TMP/$m.moec.npy" "$TMP/$m.$src.$t.npy" $t > "$TMP/cmp.log" 2>&1; then
             ok "$what: $(cat "$TMP/cmp.log")"
         else ko "$what"; cat "$TMP/oracle.log" "$TMP/cmp.log" 2>/dev/null; fi
+        # the same file run by moec's inference engine, its tensors used in place (Q8_0 included)
+        what="$m, $src-converted $t GGUF: llama.cpp vs moec logits on the same file"
+        if "$MOEC" logits --model "$g" --ids "$ids" --threads 2 --out "$TMP/$m.$src.$t.moec.npy" > "$TMP/ml.log" 2>&1 &&
+           "$PY" "$TMP/cmp.py" "$TMP/$m.$src.$t.moec.npy" "$TMP/$m.$src.$t.npy" $t > "$TMP/cmp.log" 2>&1; then
+            ok "$what: $(cat "$TMP/cmp.log")"
+        else ko "$what"; cat "$TMP/ml.log" "$TMP/cmp.log" 2>/dev/null; fi
     done; done
 done
 

@@ -42,5 +42,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
 
 #endif

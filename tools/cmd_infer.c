@@ -16,6 +16,7 @@
 #include "kernels/cpu/qmatmul.h"
 #include "io/fsutil.h"
 #include "io/gguf_model.h"
+#include "io/npy.h"
 #include "io/tokenizer.h"
 
 /* A model to run: a model directory or a GGUF file (weights used in place either way, see infer_model.h). */
@@ -202,6 +203,40 @@ static moec_status score_chunk(moec_session *s, const int32_t *ids, int64_t n, i
     }
     free(slots);
     return st;
+}
+
+/* ------------------------------------------------------------------ logits */
+
+/* The inference engine's next-token logits at every position of one sequence (prefilled in one block), as an
+ * [n, V] .npy — what a comparison with another engine on the same weights file needs. */
+int cmd_logits(int argc, char **argv) {
+    static const char *const allowed[] = {"model", "ids", "out", "threads", NULL};
+    flags f;
+    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f)) return 2;
+    const char *model = get(&f, "model"), *ids_s = get(&f, "ids"), *out = get(&f, "out");
+    if (!model || !ids_s || !out) return usage_error("--model, --ids and --out are required", NULL);
+    int32_t *ids;
+    int64_t n;
+    if (parse_ids(ids_s, &ids, &n)) return 2;
+    loaded L;
+    moec_status st = load_for_inference(&L, model, NULL, 0);
+    if (st == MOEC_OK && n > L.im.cfg.max_seq)
+        st = MOEC_ERR(MOEC_ERR_ARG, "%lld ids exceed the model's context of %d", (long long)n, L.im.cfg.max_seq);
+    const int64_t V = L.im.cfg.vocab_size;
+    moec_session s;
+    memset(&s, 0, sizeof s);
+    float *logits = st == MOEC_OK ? moec_alloc_floats(n * V) : NULL;
+    int32_t *slots = calloc((size_t)n, sizeof *slots);
+    if (st == MOEC_OK && (!logits || !slots)) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    if (st == MOEC_OK) st = moec_session_init(&s, &L.im, 1, (int)n, n);
+    if (st == MOEC_OK) st = moec_session_forward(&s, n, ids, slots, NULL, logits);
+    if (st == MOEC_OK) st = moec_npy_write_f32(out, logits, 2, (int64_t[2]){n, V});
+    moec_session_free(&s);
+    moec_free(logits);
+    free(slots);
+    free(ids);
+    unload(&L);
+    return st == MOEC_OK ? 0 : fail(st);
 }
 
 int cmd_perplexity(int argc, char **argv) {

@@ -459,6 +459,7 @@ static void help(void) {
          "               --batch-file: one prompt per line, one JSON line per finished prompt on stdout\n"
          "  moec perplexity --model DIR|FILE.gguf --data FILE.txt [--chunk 512] [--split blank-lines|none]\n"
          "               [--bos 0|1] [--max-chunks N]\n"
+         "  moec logits --model DIR|FILE.gguf --ids 1,2,3 --out FILE.npy   (inference engine, every position)\n"
          "  moec quantize --to fp8|bf16|f16 --model DIR --out DIR2\n"
          "  moec convert  --to gguf --type f32|f16|bf16|q8_0 --model DIR --out FILE.gguf [--allow-inexact 1]\n"
          "  moec convert  --to hf --model FILE.gguf --out DIR\n");
@@ -480,6 +481,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "experiment")) rc = cmd_experiment(argc - 2, argv + 2);
     else if (!strcmp(cmd, "generate")) rc = cmd_generate(argc - 2, argv + 2);
     else if (!strcmp(cmd, "perplexity")) rc = cmd_perplexity(argc - 2, argv + 2);
+    else if (!strcmp(cmd, "logits")) rc = cmd_logits(argc - 2, argv + 2);
     else if (!strcmp(cmd, "quantize")) rc = cmd_quantize(argc - 2, argv + 2);
     else if (!strcmp(cmd, "convert")) rc = cmd_convert(argc - 2, argv + 2);
     else rc = usage_error("unknown command", cmd);

@@ -9,7 +9,7 @@
  * bandwidth measured in the same process, the decode bound bandwidth / bytes-per-token, and peak RSS (the
  * weights are mapped, so RSS counts the pages actually touched).
  *
- *   bench_infer --model DIR [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024] [--copy 1]
+ *   bench_infer --model DIR|FILE.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024] [--copy 1]
  * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
  * which random weights spread evenly). */
 #include <math.h>
@@ -93,7 +93,9 @@ int main(int argc, char **argv) {
     }
     moec_threads_init(threads);
     moec_infer_model m;
-    if (moec_infer_model_load(&m, model) != MOEC_OK) {
+    const size_t ml = strlen(model);
+    const int gguf = ml > 5 && !strcmp(model + ml - 5, ".gguf");
+    if ((gguf ? moec_infer_model_load_gguf(&m, model) : moec_infer_model_load(&m, model)) != MOEC_OK) {
         fprintf(stderr, "bench_infer: %s\n", moec_error_message());
         return 1;
     }

@@ -12,6 +12,7 @@
 #   llama.cpp: llama-bench -t THREADS -p PP -n TG -r 1, ROUNDS times, taking turns with moec; medians
 #              (pp = prefill of PP tokens from an empty cache, tg = TG decode steps, each one token).
 #   moec:      build/bench/bench_infer --reps 1 (after its own warm-up), in turns with llama.cpp; medians
+#   moec-gguf: the same, on the very GGUF file llama.cpp runs (moec_infer_model_load_gguf: Q8_0 / F16 in place)
 #   bound:     decode cannot beat (weight bytes one token reads) / (measured memory read bandwidth): every
 #              decode step streams the attention weights, the router, K experts per layer, the norms and
 #              the output head (expert choice changes per token, so nothing stays in a 32 MB L3 for the 1B
@@ -140,6 +141,22 @@ for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
 PYEOF
 }
 
+moec_gguf_bench() { # $1 = model, $2 = type: moec on llama.cpp's own file
+    local g=$DIR/$1.$2.gguf
+    evict "$g"
+    ./build/bench/bench_infer --model "$g" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
+        --bw-mib 256 > "$DIR/moec-gguf.$1.$2.json"
+    "$PY" - "$DIR/moec-gguf.$1.$2.json" "$1" "$2" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+m, t, pp, tg = sys.argv[2:6]
+for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
+    print(json.dumps({"model": m, "type": t, "vs": t, "impl": "moec-gguf", "test": test, "samples_ts": r[key],
+                      "peak_rss_mb": r["peak_rss_mb"], "active_bytes": r["active_bytes_per_token"],
+                      "huge_mapped_mb": r.get("huge_mapped_bytes", -1) >> 20}))
+PYEOF
+}
+
 # The engines take turns, one repetition each, ROUNDS times: the shared machine's speed drifts over minutes (a
 # neighbour's job halves the bandwidth for a while), and a drift then hits both engines' samples alike instead of
 # whichever ran during it. The table takes medians over the rounds.
@@ -152,6 +169,7 @@ for m in $MODELS; do
             echo "benchmarking $m $t, round $r of $ROUNDS ..." >&2
             llama_bench "$m" "$t" 1
             moec_bench "$m" "$t" 1
+            moec_gguf_bench "$m" "$t" 1
         done
     done
 done
@@ -187,14 +205,15 @@ for r in rows:
     samples = " ".join(f"{x:.1f}" for x in r["samples_ts"])
     print(f"{r['model']:14} {r['type']:5} {r['impl']:10} {r['test']:>6} {med:9.2f} {bound:>8} {share:>8}  "
           f"{r.get('gguf_by', ''):9} {samples}")
-print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 vs f16):")
+print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 vs f16;\n"
+      "moec-gguf = moec on llama.cpp's own GGUF file, same type):")
 for r in rows:
-    if r["impl"] != "moec": continue
+    if not r["impl"].startswith("moec"): continue
     peer = [x for x in rows if x["impl"] == "llama.cpp" and x["model"] == r["model"] and x["type"] == r["vs"]
             and x["test"] == r["test"]]
     if peer:
         ratio = statistics.median(r["samples_ts"]) / statistics.median(peer[0]["samples_ts"])
-        print(f"  {r['model']:14} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x   (moec peak RSS "
+        print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x   (moec peak RSS "
               f"{r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
 for name in sorted({r["model"] for r in rows}):
     p = json.load(open(f"{sys.argv[2]}/{name}.params.json"))

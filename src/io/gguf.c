@@ -436,6 +436,7 @@ moec_status moec_gguf_open(moec_gguf_file **out, const char *path) {
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return MOEC_ERR(MOEC_ERR_IO, "cannot map %s: %s", path, strerror(errno));
+    (void)madvise(map, (size_t)st.st_size, MADV_HUGEPAGE); /* 2 MB pages for streamed weights: see moec_st_open */
     moec_status s = moec_gguf_open_memory(out, map, (size_t)st.st_size, path);
     if (s != MOEC_OK) {
         munmap(map, (size_t)st.st_size);

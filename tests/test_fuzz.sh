@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_fuzz.sh — coverage-guided fuzzing (libFuzzer + ASan + UBSan) of the two readers that parse untrusted
-# model files: GGUF (tests/fuzz/fuzz_gguf.c) and safetensors (tests/fuzz/fuzz_safetensors.c). Each target is
+# model files: GGUF (tests/fuzz/fuzz_gguf.c) and safetensors (tests/fuzz/fuzz_safetensors.c), and of what runs a
+# GGUF model in place (tests/fuzz/fuzz_gguf_model.c: loader, a forward pass, tokenizer import). Each target is
 # built with clang straight from the sources it needs into $MOEC_BUILD/fuzz, seeded with small valid files
 # (written by moec, by the gguf package and by the safetensors package) and run for MOEC_FUZZ_SECONDS (default 20)
 # seconds; any crash, sanitizer report or leak fails the test (the crashing input is kept in $MOEC_BUILD/fuzz).
@@ -32,17 +33,22 @@ build() { # $1 = target name, rest = extra sources
     local name=$1; shift
     "$CC_FUZZ" "${FLAGS[@]}" "tests/fuzz/$name.c" "$@" "${COMMON[@]}" -o "$OUT/$name" -lcjson -lm 2> "$OUT/$name.build.log"
 }
-if build fuzz_gguf src/io/gguf.c && build fuzz_safetensors; then ok "fuzzers build with $CC_FUZZ -fsanitize=fuzzer,address,undefined"
+mapfile -t ALL_SRC < <(find src -name '*.c' | sort)
+build_all() { # $1 = target name: with the whole library
+    "$CC_FUZZ" "${FLAGS[@]}" "tests/fuzz/$1.c" "${ALL_SRC[@]}" -o "$OUT/$1" -lcjson -lm -pthread 2> "$OUT/$1.build.log"
+}
+if build fuzz_gguf src/io/gguf.c && build fuzz_safetensors && build_all fuzz_gguf_model; then
+    ok "fuzzers build with $CC_FUZZ -fsanitize=fuzzer,address,undefined"
 else ko "fuzzer build"; cat "$OUT"/*.build.log | head -30; echo "$pass passed, $fail failed"; exit 1; fi
 
 # ---------------------------------------------------------------- seed corpora (small valid files)
-rm -rf "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st"
-mkdir -p "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st"
+rm -rf "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st" "$OUT/seed_gguf_model" "$OUT/corpus_gguf_model"
+mkdir -p "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st" "$OUT/seed_gguf_model" "$OUT/corpus_gguf_model"
 "$ROOT/$BUILD/tests/test_gguf" write-sample "$OUT/seed_gguf/moec_sample.gguf" 2> /dev/null ||
     echo "note: $BUILD/tests/test_gguf missing; gguf seeds from Python only"
-"$PY" - "$OUT/seed_gguf" "$OUT/seed_st" <<'PYEOF' || echo "note: Python seeds not written"
+"$PY" - "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/seed_gguf_model" <<'PYEOF' || echo "note: Python seeds not written"
 import sys, os, numpy as np
-d_gguf, d_st = sys.argv[1], sys.argv[2]
+d_gguf, d_st, d_model = sys.argv[1], sys.argv[2], sys.argv[3]
 try:
     import gguf
     from gguf import GGMLQuantizationType as Q
@@ -54,6 +60,51 @@ try:
     w.add_tensor("q8", gguf.quants.quantize(x, Q.Q8_0), raw_dtype=Q.Q8_0)
     w.add_tensor("bf16", gguf.quants.quantize(x, Q.BF16), raw_dtype=Q.BF16)
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    # tiny llama-family models for fuzz_gguf_model (< 8 KB each): dense (F32/F16/BF16/Q8_0 mixed), MoE (stacked
+    # experts) and qwen2; D = 32 (Q8_0 rows are blocks of 32), 2 heads of 8, 1 KV head
+    rng = np.random.default_rng(1)
+    def model(path, moe, arch="llama"):
+        D, V, F, H, G, Dh, E = 32, 6, 8, 2, 1, 8, 2
+        w = gguf.GGUFWriter(path, arch=arch)
+        for k, v in (("block_count", 1), ("embedding_length", D), ("feed_forward_length", F),
+                     ("attention.head_count", H), ("attention.head_count_kv", G), ("context_length", 8),
+                     ("attention.key_length", Dh), ("attention.value_length", Dh)):
+            w.add_uint32(f"{arch}.{k}", v)
+        w.add_float32(f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)
+        if moe:
+            w.add_uint32(f"{arch}.expert_count", E); w.add_uint32(f"{arch}.expert_used_count", 1)
+        r = lambda *s: (rng.standard_normal(s) * 0.1).astype(np.float32)
+        q8 = lambda x: w.add_tensor(name, gguf.quants.quantize(x, Q.Q8_0), raw_dtype=Q.Q8_0)
+        for name, x, kind in (("token_embd.weight", r(V, D), "q8"), ("output_norm.weight", r(D) + 1, "f32"),
+                              ("blk.0.attn_norm.weight", r(D) + 1, "f32"), ("blk.0.attn_q.weight", r(H * Dh, D), "f16"),
+                              ("blk.0.attn_k.weight", r(G * Dh, D), "q8"), ("blk.0.attn_v.weight", r(G * Dh, D), "bf16"),
+                              ("blk.0.attn_output.weight", r(D, H * Dh), "f16"), ("blk.0.ffn_norm.weight", r(D) + 1, "f32")):
+            if kind == "q8": q8(x)
+            elif kind == "bf16": w.add_tensor(name, gguf.quants.quantize(x, Q.BF16), raw_dtype=Q.BF16)
+            else: w.add_tensor(name, x.astype(np.float16) if kind == "f16" else x)
+        if moe:
+            name = "blk.0.ffn_gate_inp.weight"; w.add_tensor(name, r(E, D))
+            for name, x in (("blk.0.ffn_gate_exps.weight", r(E, F, D)), ("blk.0.ffn_up_exps.weight", r(E, F, D))):
+                q8(x)
+            w.add_tensor("blk.0.ffn_down_exps.weight", r(E, D, F).astype(np.float16))
+        else:
+            for name, x in (("blk.0.ffn_gate.weight", r(F, D)), ("blk.0.ffn_up.weight", r(F, D))):
+                q8(x)
+            w.add_tensor("blk.0.ffn_down.weight", r(D, F).astype(np.float16))
+        w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    os.makedirs(d_model, exist_ok=True)
+    # a SentencePiece-style tokenizer with byte fallback and no tensors (the target imports it, then refuses the model)
+    w = gguf.GGUFWriter(os.path.join(d_model, "tokenizer.gguf"), arch="llama")
+    w.add_string("tokenizer.ggml.model", "llama")
+    w.add_array("tokenizer.ggml.tokens", ["<unk>", "<s>", "</s>"] + ["<0x%02X>" % b for b in range(256)] +
+                ["\u2581H", "i", "\u2581", "H", "\u2581Hi"])
+    w.add_array("tokenizer.ggml.scores", [0.0] * 259 + [-1.0, -2.0, -3.0, -4.0, -0.5])
+    w.add_array("tokenizer.ggml.token_type", [2, 3, 3] + [6] * 256 + [1] * 5)
+    w.add_array("tokenizer.ggml.merges", ["\u2581 H", "\u2581H i"])
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    model(os.path.join(d_model, "dense.gguf"), False)
+    model(os.path.join(d_model, "moe.gguf"), True)
+    model(os.path.join(d_model, "qwen2.gguf"), False, "qwen2")
 except ImportError:
     pass
 from safetensors.numpy import save_file
@@ -72,7 +123,7 @@ run() { # $1 = target, $2 = corpus dir, $3 = seed dir
         "./$1" -max_total_time="$SECONDS_EACH" -max_len=8192 -rss_limit_mb=2048 -timeout=10 \
         -artifact_prefix="$OUT/$1-" "$2" "$3" > "$OUT/$1.log" 2>&1)
 }
-for t in gguf:corpus_gguf:seed_gguf safetensors:corpus_st:seed_st; do
+for t in gguf:corpus_gguf:seed_gguf safetensors:corpus_st:seed_st gguf_model:corpus_gguf_model:seed_gguf_model; do
     IFS=: read -r name corpus seed <<< "$t"
     if run "fuzz_$name" "$OUT/$corpus" "$OUT/$seed"; then
         runs=$(grep -Eo 'Done [0-9]+ runs' "$OUT/fuzz_$name.log" | grep -Eo '[0-9]+' || echo "?")

@@ -176,9 +176,16 @@ static moec_status walk_tensors(walk *w) {
 
 moec_status moec_infer_model_load_gguf(moec_infer_model *m, const char *path) {
     memset(m, 0, sizeof *m);
-    moec_status s = moec_gguf_open(&m->gguf, path);
-    walk w = {.m = m, .f = m->gguf, .path = path};
-    if (s == MOEC_OK) s = moec_gguf_read_config(m->gguf, path, &m->cfg, &w.permuted);
+    moec_gguf_file *f;
+    MOEC_TRY(moec_gguf_open(&f, path));
+    return moec_infer_model_from_gguf(m, f, path);
+}
+
+moec_status moec_infer_model_from_gguf(moec_infer_model *m, moec_gguf_file *f, const char *path) {
+    memset(m, 0, sizeof *m);
+    m->gguf = f;
+    walk w = {.m = m, .f = f, .path = path};
+    moec_status s = moec_gguf_read_config(f, path, &m->cfg, &w.permuted);
     moec_param_table table = {0};
     if (s == MOEC_OK) s = moec_param_table_build(&table, &m->cfg);
     if (s == MOEC_OK && !(w.all = calloc((size_t)table.count, sizeof *w.all)))

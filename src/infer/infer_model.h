@@ -58,6 +58,9 @@ moec_status moec_infer_model_from_params(moec_infer_model *m, const moec_config 
                                          const float *params);
 /* Load a GGUF file (see above). */
 moec_status moec_infer_model_load_gguf(moec_infer_model *m, const char *path);
+/* The same from an open file, which m takes over (closed with the model, or at once if this fails); origin names
+ * it in messages. */
+moec_status moec_infer_model_from_gguf(moec_infer_model *m, struct moec_gguf_file *f, const char *origin);
 void moec_infer_model_free(moec_infer_model *m);
 
 /* For the loaders: take ownership of p (moec_free'd with the model; freed at once on failure), and bind one matrix

@@ -11,7 +11,7 @@
 #   * perplexity of the fp32 model on TinyStories equals the reference figure in the model's README (1.898
 #     nats/token; moec scores 97,652 tokens where the README counts 97,569, so agreement to 0.01 is asked), and
 #     the fp8 / bf16 / f16 copies written by `moec quantize` lose at most 0.05 / 0.005 / 0.001 nats (measured: see
-#     README);
+#     README), and the Q8_0 GGUF export run in place at most 0.005;
 #   * a prompt longer than the context, and bad sampling flags, are refused with a one-line error.
 # Last line: "N passed, M failed".
 set -u
@@ -141,6 +141,17 @@ assert a["tokens"] == b["tokens"] == c["tokens"] == h["tokens"]
 PY
 then ok "perplexity: fp32 == README's 1.898 nats; fp8 within 0.05, bf16 within 0.005, f16 within 0.001"
 else ko "perplexity"; fi
+# llama.cpp's 8-bit format run in place from a GGUF (Q8_0 tensors, the tokenizer from the file as well)
+"$MOEC" convert --to gguf --type q8_0 --model "$M" --out "$TMP/s.q8_0.gguf" > /dev/null 2>&1 || ko "convert q8_0"
+PQ=$(ppl "$TMP/s.q8_0.gguf")
+echo "q8_0 GGUF: $PQ"
+if "$PY" - "$P32" "$PQ" <<'PY'
+import json, sys
+a, q = (json.loads(x) for x in sys.argv[1:3])
+assert abs(q["nll"] - a["nll"]) < 0.005 and q["tokens"] == a["tokens"], (a, q)
+PY
+then ok "perplexity of the Q8_0 GGUF run in place within 0.005 nats of fp32, same tokens from the file's tokenizer"
+else ko "perplexity q8_0 GGUF"; fi
 g8=$("$MOEC" generate --model "$TMP/s8" --prompt "" --max-tokens 30 --temperature 0 2>&1)
 if [ -n "$g8" ] && [ "${g8:0:16}" = "Once upon a time" ]; then ok "fp8 model generates: ${g8:0:60}"
 else ko "fp8 generation: $g8"; fi

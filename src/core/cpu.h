@@ -3,7 +3,7 @@
  * The build has no global -march: each kernel family compiles its SIMD bodies with function target attributes and
  * picks one at run time through these two questions, so one binary runs on AVX-512, AVX2 or plain x86-64.
  *
- * A build with -DMOEC_EMULATE_AVX512 answers yes to moec_cpu_has_avx512 on any CPU with AVX2: its AVX-512 kernels
+ * A build with -DMOEC_EMULATE_AVX512 answers yes to moec_cpu_has_avx512 on any CPU: its AVX-512 kernels
  * are compiled against portable implementations of the intrinsics (kernels/cpu/avx512.h), so the test suite can run
  * them on a machine without AVX-512 (scripts/test.sh, the "avx512-emulated" pass).
  */

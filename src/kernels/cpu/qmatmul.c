@@ -1,4 +1,5 @@
-/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 / Q8_0 weights: regime choice, threading, scratch, the portable kernels.
+/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 / Q8_0 weights: regime choice, threading, scratch, the portable
+ * kernels.
  *
  * The SIMD kernels live in qmatmul_avx2.c and qmatmul_avx512.c; this file splits the work over the output rows and
  * picks the kernel table (see qmatmul.h for the contract and the two regimes).
@@ -62,7 +63,7 @@ const char *moec_qtype_name(moec_qtype t) {
 moec_status moec_qmat_check(const moec_qmat *W) {
     const size_t es = W->type == MOEC_QT_Q8_0 ? 2 : moec_qtype_size(W->type); /* the alignment wanted */
     if (!es) return MOEC_ERR(MOEC_ERR_ARG, "qmat: unknown weight type %d", (int)W->type);
-    if (W->type == MOEC_QT_Q8_0 && W->cols % MOEC_QT_Q8_0_BLOCK)
+    if (W->type == MOEC_QT_Q8_0 && W->cols % MOEC_Q8_0_BLOCK)
         return MOEC_ERR(MOEC_ERR_ARG, "qmat: q8_0 rows of %lld values are not whole blocks of 32", (long long)W->cols);
     if (W->rows <= 0 || W->cols <= 0)
         return MOEC_ERR(MOEC_ERR_ARG, "qmat: %lld x %lld matrix", (long long)W->rows, (long long)W->cols);
@@ -86,7 +87,8 @@ int64_t moec_qmat_decode_max(moec_qtype t) {
 }
 
 void moec_qmat_set_decode_max(moec_qtype t, int64_t n) {
-    if ((unsigned)t < MOEC_QT_COUNT) atomic_store_explicit(&decode_max_override[t], n < 0 ? -1 : n, memory_order_relaxed);
+    if ((unsigned)t < MOEC_QT_COUNT)
+        atomic_store_explicit(&decode_max_override[t], n < 0 ? -1 : n, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -116,7 +118,7 @@ static float factor(const moec_qmat *W, int64_t o) { return W->type == MOEC_QT_F
 /* Q8_0 row o's block b: its scale d, and its 32 values at *q. */
 static inline float q8_block(const moec_qmat *W, int64_t o, int64_t b, const int8_t **q) {
     const uint8_t *p = (const uint8_t *)W->data + (size_t)moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols) * (size_t)o +
-                       (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+                       (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
     *q = (const int8_t *)(p + 2);
     return moec_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
 }
@@ -128,12 +130,12 @@ static void dot_q8_scalar(const moec_qmat *W, int64_t o0, int64_t o1, const floa
         for (int64_t t = 0; t < T; t++) {
             const float *x = X + t * ldx;
             float sum = 0;
-            for (int64_t b = 0; b < W->cols / MOEC_QT_Q8_0_BLOCK; b++) {
+            for (int64_t b = 0; b < W->cols / MOEC_Q8_0_BLOCK; b++) {
                 const int8_t *q;
                 const float d = q8_block(W, o, b, &q);
-                const float *xb = x + b * MOEC_QT_Q8_0_BLOCK;
+                const float *xb = x + b * MOEC_Q8_0_BLOCK;
                 float s[4] = {0, 0, 0, 0};
-                for (int i = 0; i < MOEC_QT_Q8_0_BLOCK; i += 4)
+                for (int i = 0; i < MOEC_Q8_0_BLOCK; i += 4)
                     for (int k = 0; k < 4; k++) s[k] += xb[i + k] * (float)q[i + k];
                 sum += d * ((s[0] + s[1]) + (s[2] + s[3]));
             }
@@ -424,12 +426,9 @@ void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
     case MOEC_QT_F16:
         for (int64_t i = 0; i < W->cols; i++) out[i] = moec_f16_to_f32(((const uint16_t *)W->data)[k + i]);
         break;
-    case MOEC_QT_Q8_0:
-        for (int64_t b = 0; b < W->cols / MOEC_QT_Q8_0_BLOCK; b++) {
-            const int8_t *q;
-            const float d = q8_block(W, r, b, &q);
-            for (int i = 0; i < MOEC_QT_Q8_0_BLOCK; i++) out[b * MOEC_QT_Q8_0_BLOCK + i] = d * (float)q[i];
-        }
+    case MOEC_QT_Q8_0: /* ggml's codec (io/gguf.h): d · q in fp32 */
+        moec_q8_0_dequantize((const uint8_t *)W->data + (size_t)(r * moec_qtype_row_bytes(W->type, W->cols)), W->cols,
+                             out);
         break;
     }
 }

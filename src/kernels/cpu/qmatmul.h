@@ -32,12 +32,11 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "io/gguf.h"
 #include "kernels/cpu/gemm.h"
 
 typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3, MOEC_QT_Q8_0 = 4 } moec_qtype;
-#define MOEC_QT_COUNT 5
-#define MOEC_QT_Q8_0_BLOCK 32       /* values per Q8_0 block */
-#define MOEC_QT_Q8_0_BLOCK_BYTES 34 /* f16 d + 32 int8 */
+#define MOEC_QT_COUNT 5 /* Q8_0's block size: MOEC_Q8_0_BLOCK(_BYTES), io/gguf.h */
 
 typedef struct {
     moec_qtype type;
@@ -46,8 +45,8 @@ typedef struct {
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
 } moec_qmat;
 
-/* Bytes per element: 4, 2, 1, 2 (0 for Q8_0, whose elements are not whole bytes, and for an unknown type). Inline, so that inside a kernel instantiated for one type it
- * is a compile-time constant. */
+/* Bytes per element: 4, 2, 1, 2 (0 for Q8_0, whose elements are not whole bytes, and for an unknown type). Inline,
+ * so that inside a kernel instantiated for one type it is a compile-time constant. */
 static inline size_t moec_qtype_size(moec_qtype t) {
     switch (t) {
     case MOEC_QT_F32: return 4;
@@ -60,7 +59,7 @@ static inline size_t moec_qtype_size(moec_qtype t) {
 }
 /* Bytes of one row of cols elements (Q8_0: cols / 32 blocks; cols must be a multiple of 32). */
 static inline int64_t moec_qtype_row_bytes(moec_qtype t, int64_t cols) {
-    return t == MOEC_QT_Q8_0 ? cols / MOEC_QT_Q8_0_BLOCK * MOEC_QT_Q8_0_BLOCK_BYTES : cols * (int64_t)moec_qtype_size(t);
+    return t == MOEC_QT_Q8_0 ? cols / MOEC_Q8_0_BLOCK * MOEC_Q8_0_BLOCK_BYTES : cols * (int64_t)moec_qtype_size(t);
 }
 /* "f32", "bf16", "fp8", "f16", "q8_0" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);

@@ -160,27 +160,62 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
         sums[t] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
 }
 
+/* Q8_0: the NT sums of one row (nb blocks) against X rows t < NT. Each block's 32 weights are converted once and
+ * used for every input row; a block's products go into a fresh sum (two chains), which one FMA by d then adds to
+ * the row's accumulator, so the long dependency is one FMA per block. */
+TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const float *X, int64_t ldx, float *sums) {
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
+        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, 3);
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
+        __m256 w[4];
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            w[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k))));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const float *x = X + t * ldx + b * MOEC_Q8_0_BLOCK;
+            __m256 s0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x)), s1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(x + 8));
+            s0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), s0);
+            s1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), s1);
+            acc[t] = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc[t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = hsum(acc[t]);
+}
+
+/* The NT sums of one row's first n columns: dot_row, or dot_row_q8 over n / 32 blocks. */
+TARGET INLINE void row_sums(moec_qtype type, int NT, const void *row, int64_t n, const float *X, int64_t ldx,
+                            float *sums) {
+    if (type == MOEC_QT_Q8_0) dot_row_q8(NT, (const uint8_t *)row, n / MOEC_Q8_0_BLOCK, X, ldx, sums);
+    else dot_row(type, NT, row, n, X, ldx, sums);
+}
+
 /* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows of X, in blocks of up to 4 input rows. Row by row: each
  * thread's share of W is read front to back as ONE sequential stream (measured: reading 4 rows side by side, as
  * four interleaved streams, halved the bandwidth the hardware prefetchers deliver). A row (<= 16 KB here) stays in
- * L1 while the next block of input rows uses it. f32, bf16 and f16 (E4M3: f8_tile); bf16 expects X in
+ * L1 while the next block of input rows uses it. f32, bf16, f16 and Q8_0 (E4M3: f8_tile); bf16 expects X in
  * load16_dot's order. */
 TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
                             int64_t ldx, int64_t T, float *Y, int64_t ldy, const float *post) {
-    const int64_t cols = W->cols, n16 = cols / 16 * 16;
-    const size_t es = moec_qtype_size(type);
+    const int64_t cols = W->cols, n16 = type == MOEC_QT_Q8_0 ? cols : cols / 16 * 16; /* Q8_0: whole blocks */
+    const size_t row_bytes = (size_t)moec_qtype_row_bytes(type, cols);
     for (int64_t o = o0; o < o1; o++) {
-        const void *row = (const char *)W->data + (size_t)o * (size_t)cols * es;
+        const void *row = (const char *)W->data + (size_t)o * row_bytes;
         for (int64_t t0 = 0; t0 < T;) {
             const int64_t left = T - t0;
             const int nt = left >= 4 ? 4 : (int)left;
             const float *x = X + t0 * ldx;
             float sums[4];
             switch (nt) {
-            case 1: dot_row(type, 1, row, n16, x, ldx, sums); break;
-            case 2: dot_row(type, 2, row, n16, x, ldx, sums); break;
-            case 3: dot_row(type, 3, row, n16, x, ldx, sums); break;
-            default: dot_row(type, 4, row, n16, x, ldx, sums); break;
+            case 1: row_sums(type, 1, row, n16, x, ldx, sums); break;
+            case 2: row_sums(type, 2, row, n16, x, ldx, sums); break;
+            case 3: row_sums(type, 3, row, n16, x, ldx, sums); break;
+            default: row_sums(type, 4, row, n16, x, ldx, sums); break;
             }
             for (int t = 0; t < nt; t++) {
                 float s = sums[t], tail = 0;
@@ -200,58 +235,13 @@ TARGET static void dot_bf16(const moec_qmat *W, int64_t o0, int64_t o1, const fl
                             float *Y, int64_t ldy, const float *post) {
     dot_type(MOEC_QT_BF16, W, o0, o1, X, ldx, T, Y, ldy, post);
 }
-/* Q8_0: the NT sums of one row (nb blocks) against X rows t < NT. Each block's 32 weights are converted once and
- * used for every input row; a block's products go into a fresh sum (two chains), which one FMA by d then adds to
- * the row's accumulator, so the long dependency is one FMA per block. */
-TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const float *X, int64_t ldx, float *sums) {
-    __m256 acc[4];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
-        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, 3);
-        const __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
-        __m256 w[4];
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++)
-            w[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k))));
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            const float *x = X + t * ldx + b * MOEC_QT_Q8_0_BLOCK;
-            __m256 s0 = _mm256_mul_ps(w[0], _mm256_loadu_ps(x)), s1 = _mm256_mul_ps(w[1], _mm256_loadu_ps(x + 8));
-            s0 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + 16), s0);
-            s1 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + 24), s1);
-            acc[t] = _mm256_fmadd_ps(d, _mm256_add_ps(s0, s1), acc[t]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = hsum(acc[t]);
-}
-
-/* Q8_0 rows o0 <= o < o1, row by row (one sequential stream, as dot_type), in blocks of up to 4 input rows. */
-TARGET static void dot_q8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
-                          float *Y, int64_t ldy) {
-    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
-    for (int64_t o = o0; o < o1; o++) {
-        const uint8_t *row = (const uint8_t *)W->data + (size_t)o * (size_t)row_bytes;
-        for (int64_t t0 = 0; t0 < T;) {
-            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
-            float sums[4];
-            switch (nt) {
-            case 1: dot_row_q8(1, row, nb, X + t0 * ldx, ldx, sums); break;
-            case 2: dot_row_q8(2, row, nb, X + t0 * ldx, ldx, sums); break;
-            case 3: dot_row_q8(3, row, nb, X + t0 * ldx, ldx, sums); break;
-            default: dot_row_q8(4, row, nb, X + t0 * ldx, ldx, sums); break;
-            }
-            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t];
-            t0 += nt;
-        }
-    }
-}
-
 TARGET static void dot_f16(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                            float *Y, int64_t ldy, const float *post) {
     dot_type(MOEC_QT_F16, W, o0, o1, X, ldx, T, Y, ldy, post);
+}
+TARGET static void dot_q8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                          float *Y, int64_t ldy, const float *post) {
+    dot_type(MOEC_QT_Q8_0, W, o0, o1, X, ldx, T, Y, ldy, post);
 }
 /* 32 E4M3 bytes -> 4 vectors of 8 fp32 values e4m3 · 2^-120, for far fewer instructions than 8 bytes at a time: the
  * shift-and-mask of the top of the file runs on 16-bit lanes (16 weights per instruction), and the 32-bit lanes are
@@ -423,12 +413,10 @@ static void dot_prepared_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const 
 /* Self-contained: prepares X in this thread's scratch, then runs the prepared kernel. */
 static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                      int64_t ldy) {
-    if (W->type == MOEC_QT_Q8_0) {
-        dot_q8(W, o0, o1, X, ldx, T, Y, ldy);
-        return;
-    }
-    if (W->type == MOEC_QT_F32 || W->type == MOEC_QT_F16) { /* X as it is */
-        (W->type == MOEC_QT_F32 ? dot_f32 : dot_f16)(W, o0, o1, X, ldx, T, Y, ldy, NULL);
+    if (!prep_floats_avx2(W, T)) { /* f32, f16, Q8_0: X as it is */
+        void (*f)(const moec_qmat *, int64_t, int64_t, const float *, int64_t, int64_t, float *, int64_t,
+                  const float *) = W->type == MOEC_QT_F32 ? dot_f32 : W->type == MOEC_QT_F16 ? dot_f16 : dot_q8;
+        f(W, o0, o1, X, ldx, T, Y, ldy, NULL);
         return;
     }
     float *xs = moec_qmat_scratch(1, (size_t)prep_floats_avx2(W, T));
@@ -464,13 +452,13 @@ TARGET INLINE void dequant_type(moec_qtype type, const moec_qmat *W, int64_t o0,
 }
 
 TARGET static void dequant_q8(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
-    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_Q8_0_BLOCK;
     for (int64_t r = 0; r < n; r++)
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = (const uint8_t *)W->data + (size_t)(o0 + r) * (size_t)row_bytes +
-                                 (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+                                 (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
             const __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
-            float *y = out + r * W->cols + b * MOEC_QT_Q8_0_BLOCK;
+            float *y = out + r * W->cols + b * MOEC_Q8_0_BLOCK;
             for (int k = 0; k < 4; k++) {
                 const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k)));
                 _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));

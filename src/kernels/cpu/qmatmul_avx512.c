@@ -138,13 +138,13 @@ TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const floa
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+        const uint8_t *blk = row + (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
         const __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
         const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
         const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            const float *x = X + t * ldx + b * MOEC_QT_Q8_0_BLOCK;
+            const float *x = X + t * ldx + b * MOEC_Q8_0_BLOCK;
             const __m512 s = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + 16), _mm512_mul_ps(w0, _mm512_loadu_ps(x)));
             acc[t] = _mm512_fmadd_ps(d, s, acc[t]);
         }
@@ -155,7 +155,7 @@ TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const floa
 
 TARGET static void dot_q8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy) {
-    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_Q8_0_BLOCK;
     for (int64_t o = o0; o < o1; o++) {
         const uint8_t *row = (const uint8_t *)W->data + (size_t)o * (size_t)row_bytes;
         for (int64_t t0 = 0; t0 < T;) {
@@ -174,13 +174,13 @@ TARGET static void dot_q8(const moec_qmat *W, int64_t o0, int64_t o1, const floa
 }
 
 TARGET static void dequant_q8(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
-    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_QT_Q8_0_BLOCK;
+    const int64_t row_bytes = moec_qtype_row_bytes(MOEC_QT_Q8_0, W->cols), nb = W->cols / MOEC_Q8_0_BLOCK;
     for (int64_t r = 0; r < n; r++)
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk = (const uint8_t *)W->data + (size_t)(o0 + r) * (size_t)row_bytes +
-                                 (size_t)b * MOEC_QT_Q8_0_BLOCK_BYTES;
+                                 (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
             const __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
-            float *y = out + r * W->cols + b * MOEC_QT_Q8_0_BLOCK;
+            float *y = out + r * W->cols + b * MOEC_Q8_0_BLOCK;
             for (int k = 0; k < 2; k++) {
                 const __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2 + 16 * k)));
                 _mm512_storeu_ps(y + 16 * k, _mm512_mul_ps(d, _mm512_cvtepi32_ps(q)));

@@ -11,6 +11,11 @@
  *       The KV cache is f32 and flash attention off, so with an f32 GGUF every operation is f32.
  *   llama_oracle info     MODEL.gguf
  *       prints n_vocab, n_ctx_train, n_params.
+ *   llama_oracle quantize IN.gguf OUT.gguf --ftype Q4_K_M
+ *       llama.cpp's own quantizer (llama_model_quantize, as llama-quantize runs it): every 2-D weight to the
+ *       type's mix (Q4_K_M: Q4_K with some Q6_K; rows that are not whole blocks fall back to other types), the
+ *       norms stay f32. --pure: every weight the one type. ftypes: Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M
+ *       Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K.
  * Only llama.h's public C API is used. llama.cpp's own log goes to stderr only with LLAMA_ORACLE_VERBOSE=1.
  * Exit status: 0 ok, 1 llama.cpp refused the model or the input, 2 usage.
  */
@@ -31,7 +36,8 @@ static int usage(const char *why) {
     fprintf(stderr, "llama_oracle: %s\n"
                     "usage: llama_oracle logits MODEL.gguf --ids \"1,2,3\" --out FILE.npy [--threads N]\n"
                     "       llama_oracle tokenize MODEL.gguf --text TEXT [--add-special]\n"
-                    "       llama_oracle info MODEL.gguf\n", why);
+                    "       llama_oracle info MODEL.gguf\n"
+                    "       llama_oracle quantize IN.gguf OUT.gguf --ftype TYPE [--pure]\n", why);
     return 2;
 }
 
@@ -194,9 +200,42 @@ static int cmd_tokenize(struct llama_model *model, int argc, char **argv) {
     return 0;
 }
 
+static int cmd_quantize(int argc, char **argv) {
+    static const struct { const char *name; enum llama_ftype ftype; } types[] = {
+        {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},     {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},
+        {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},     {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},
+        {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},     {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},
+        {"Q3_K_S", LLAMA_FTYPE_MOSTLY_Q3_K_S}, {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M},
+        {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
+        {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S}, {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
+        {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},
+    };
+    const char *ft = flag(argc, argv, "--ftype");
+    if (argc < 4 || !ft) return usage("quantize needs IN.gguf OUT.gguf --ftype TYPE");
+    struct llama_model_quantize_params qp = llama_model_quantize_default_params();
+    int found = 0;
+    for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+        if (!strcmp(types[i].name, ft)) qp.ftype = types[i].ftype, found = 1;
+    if (!found) return usage("unknown --ftype");
+    qp.nthread = 2;
+    qp.pure = has(argc, argv, "--pure");
+    if (llama_model_quantize(argv[2], argv[3], &qp) != 0) {
+        fprintf(stderr, "llama_oracle: llama.cpp could not quantize %s\n", argv[2]);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) return usage("missing command or model");
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "quantize")) {
+        llama_log_set(quiet_log, NULL);
+        llama_backend_init();
+        const int rc = cmd_quantize(argc, argv);
+        llama_backend_free();
+        return rc;
+    }
     if (strcmp(cmd, "logits") && strcmp(cmd, "tokenize") && strcmp(cmd, "info")) return usage("unknown command");
     llama_log_set(quiet_log, NULL);
     llama_backend_init();

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "io/ggml_quants.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/safetensors.h"
@@ -259,7 +260,12 @@ static int check_sample(const char *path, uint32_t alignment) {
           moec_gguf_tensor_read_f32(t, out, 192) == MOEC_OK && !memcmp(out, qq, sizeof qq);
     t = moec_gguf_find_tensor(f, "t.q4_k");
     ok &= t && t->type == MOEC_GGML_Q4_K && t->nbytes == 144 && ((const uint8_t *)t->data)[143] == (uint8_t)(143 * 7);
-    ok &= t && moec_gguf_tensor_read_f32(t, out, 256) == MOEC_ERR_FORMAT; /* opens, but not decodable */
+    ok &= t && moec_gguf_tensor_read_f32(t, out, 256) == MOEC_OK; /* decoded (values: test_gguf_py.sh) */
+    if (t) { /* a type moec does not decode opens, but converting it is refused */
+        moec_gguf_tensor iq = *t;
+        iq.type = MOEC_GGML_IQ4_NL; /* 32-value blocks of 18 bytes: 144 bytes are 256 values, as Q4_K */
+        ok &= moec_gguf_tensor_read_f32(&iq, out, 256) == MOEC_ERR_FORMAT;
+    }
     for (int64_t i = 0; i < moec_gguf_tensor_count(f); i++)
         ok &= ((uintptr_t)moec_gguf_tensor_at(f, i)->data % moec_gguf_alignment(f)) == 0;
     moec_gguf_close(f);
@@ -482,6 +488,34 @@ static int requant(const char *in, const char *out) {
     return moec_gguf_writer_finish(w) != MOEC_OK;
 }
 
+/* dequant TYPE IN OUT: IN holds whole blocks of ggml type TYPE (its name, e.g. Q4_K); OUT receives their fp32
+ * values through moec_ggml_dequantize (compared with the gguf package by test_gguf_py.sh). */
+static int dequant(const char *type, const char *in, const char *out) {
+    int t = -1;
+    for (int k = 0; k < MOEC_GGML_TYPE_LIMIT; k++)
+        if (moec_ggml_type_name((moec_ggml_type)k) && !strcmp(moec_ggml_type_name((moec_ggml_type)k), type)) t = k;
+    size_t bb = 0;
+    const int block = t >= 0 ? moec_ggml_type_block((moec_ggml_type)t, &bb) : 0;
+    if (t < 0 || !moec_ggml_can_dequantize((moec_ggml_type)t)) {
+        fprintf(stderr, "dequant: cannot decode type %s\n", type);
+        return 1;
+    }
+    FILE *f = fopen(in, "rb");
+    if (!f) return 1;
+    uint8_t *b = malloc(1 << 24);
+    const size_t n = fread(b, 1, 1 << 24, f);
+    fclose(f);
+    const int64_t values = (int64_t)(n / bb) * block;
+    float *y = malloc((size_t)values * 4 + 4);
+    moec_ggml_dequantize((moec_ggml_type)t, b, values, y);
+    f = fopen(out, "wb");
+    const int ok = f && fwrite(y, 4, (size_t)values, f) == (size_t)values;
+    if (f) fclose(f);
+    free(b);
+    free(y);
+    return !ok;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "write-sample") == 0) return !write_sample(argv[2], 0);
     if (argc == 4 && strcmp(argv[1], "requant") == 0) return requant(argv[2], argv[3]);
@@ -498,6 +532,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (argc == 3 && strcmp(argv[1], "dump") == 0) return dump(argv[2]);
+    if (argc == 5 && strcmp(argv[1], "dequant") == 0) return dequant(argv[2], argv[3], argv[4]);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/moec_test_gguf_%d", (int)getpid());
     char cmd[600];
     snprintf(cmd, sizeof cmd, "mkdir -p %s", tmpdir);

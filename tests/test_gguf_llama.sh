@@ -27,6 +27,9 @@
 #   * llama.cpp's logits vs `moec logits` on the same GGUF file (moec's inference engine, tensors in place: F16,
 #     BF16 and Q8_0 weights as stored), same bounds: both sides now see identical weights, so what remains is
 #     llama.cpp's rounding of activations (f16 / Q8_0) and summation order;
+#   * GGUFs quantised by llama.cpp itself (Q4_0 ... Q6_K, Q4_K_M and the other mixes users download): `moec
+#     logits` on the file vs llama.cpp in f32 on the gguf package's decoding of it, and vs llama.cpp on the same
+#     file (see that section for the bounds);
 #   * llama.cpp's tokenisation of a few strings (from the GGUF's vocabulary) equals moec's (from tokenizer.json).
 # Runs once: skipped under the sanitizer build (llama.cpp is not instrumented and the comparison is the same).
 # Skips (exit 0, "SKIP") only when PyPI cannot be reached to download llama.cpp; a failed build is a failure.
@@ -61,11 +64,12 @@ ok "llama.cpp ready: $(tail -n 1 "$TMP/llama_build.log")"
 M=$TMP/models
 mkdir -p "$M"
 head -c 200000 "$SHARED/data/tinyshakespeare.txt" > "$TMP/corpus.txt"
-for tied in false true; do
-    name=dense; [ $tied = true ] && name=dense_tied
+# wide: rows of 256 and 512 values, whole super-blocks of llama.cpp's K quantisations (see the end)
+for name in dense dense_tied wide; do
+    tied=false hidden=64 ffn=96; [ $name = dense_tied ] && tied=true; [ $name = wide ] && hidden=256 ffn=512
     cat > "$TMP/$name.json" <<JSON
-{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512, "hidden_size": 64,
- "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 512, "hidden_size": $hidden,
+ "intermediate_size": $ffn, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
  "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "tie_word_embeddings": $tied}
 JSON
     # two steps: what matters is the trained tokenizer and a model directory written by moec
@@ -76,7 +80,7 @@ JSON
 done
 # moec's init (std 0.02) gives logits ~1e-2, where almost any bug would pass: linear W ~ N(0, 1/fan_in),
 # norm weights 1 + N(0, 0.2²)
-"$PY" - "$M/dense" "$M/dense_tied" <<'PYEOF' || ko "re-drawing the weights"
+"$PY" - "$M/dense" "$M/dense_tied" "$M/wide" <<'PYEOF' || ko "re-drawing the weights"
 import sys, numpy as np
 from safetensors.numpy import load_file, save_file
 for seed, d in enumerate(sys.argv[1:]):
@@ -96,7 +100,7 @@ PYEOF
 # ~1-3 %, f16 by ~0.1 %. Measured: a gate with margin 0.001 flipped a token under f16 and bf16; gates with
 # margins 0.047 and 0.058 pass every type with the MoE's errors equal to the dense model's.)
 IDS="7 200 33 1 5 250 3 3 81 17 42 0 299 64 128 511 400 9 96 310 45 2 77 500"
-if ! "$PY" - "$MOEC" "$M/dense" "$M/moe" "$IDS" > "$TMP/upcycle.log" 2>&1 <<'PYEOF'
+cat > "$TMP/pick_gate.py" <<'PYEOF'
 import math, shutil, subprocess, sys
 import torch
 sys.path.insert(0, "tests/torch_ref")
@@ -119,8 +123,11 @@ for seed in range(1, 61):
         sys.exit(0)
 sys.exit(1)
 PYEOF
-then ko "no well-conditioned upcycled MoE"; cat "$TMP/upcycle.log"; fi
-tail -n 1 "$TMP/upcycle.log"
+for pair in dense,moe wide,wide_moe; do
+    if "$PY" "$TMP/pick_gate.py" "$MOEC" "$M/${pair%,*}" "$M/${pair#*,}" "$IDS" > "$TMP/upcycle.log" 2>&1; then
+        echo "${pair#*,}: $(tail -n 1 "$TMP/upcycle.log")"
+    else ko "no well-conditioned upcycled MoE from ${pair%,*}"; cat "$TMP/upcycle.log"; fi
+done
 MODELS="dense dense_tied moe"
 if [ -f tests/llama2c_tokenizer.py ]; then
     mkdir -p "$M/stories"
@@ -193,6 +200,75 @@ for m in $MODELS; do
         else ko "$what"; cat "$TMP/ml.log" "$TMP/cmp.log" 2>/dev/null; fi
     done; done
 done
+
+# ---------------------------------------------------------------- llama.cpp's quantisations
+# GGUFs as users download them: llama.cpp's own quantizer (llama_oracle quantize = llama-quantize) turns moec's
+# f32 export into each common mix, and `moec logits` runs the quantised file (the weights are decoded by moec).
+# Two references:
+#   exact: the gguf package decodes every tensor of that file (its own numpy decoders) into an f32 GGUF, which
+#          llama.cpp runs in f32: the same weights, so the f32 bounds (measured ~6e-7 rms). A wrong block layout,
+#          scale unpacking or row order gives errors of order 100 %.
+#   same file: llama.cpp runs the quantised file itself, rounding the activations to 8 bits before each
+#          quantised matmul (Q8_0 / Q8_1 / Q8_K): the q8_0 bounds (measured rms 1.8-2.9 %). Not for wide_moe:
+#          there that rounding flips top-2 choices whose margin the quantised weights made small (measured 5-7 %
+#          rms with token-level jumps on 3 of the 9 mixes), which says nothing about either decoder.
+# wide (rows of 256 and 512 values) takes the K types; moe (rows of 64 and 96) makes llama.cpp fall back to Q5_0 /
+# Q5_1 / Q8_0 / Q4_x for rows that are not whole super-blocks; wide_moe has K-quantised stacked expert tensors.
+# Every block type moec decodes must occur in some file.
+QFTYPES="Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K_M Q4_K_M Q5_K_M Q6_K"
+cat > "$TMP/dequant_gguf.py" <<'PYEOF'
+import sys, numpy as np, gguf
+from gguf import GGUFValueType as V
+src, dst = sys.argv[1], sys.argv[2]
+r = gguf.GGUFReader(src)
+w = gguf.GGUFWriter(dst, arch=r.fields["general.architecture"].contents())
+for name, f in r.fields.items():
+    if name.startswith("GGUF.") or name == "general.architecture": continue
+    if name == "general.file_type": w.add_key_value(name, 0, V.UINT32); continue  # all F32
+    if f.types[0] == V.ARRAY: w.add_key_value(name, f.contents(), V.ARRAY, sub_type=f.types[-1])
+    else: w.add_key_value(name, f.contents(), f.types[0])
+types = set()
+for t in r.tensors:
+    types.add(t.tensor_type.name)
+    x = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+    w.add_tensor(t.name, x.reshape(tuple(int(n) for n in reversed(t.shape))))
+w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+print(" ".join(sorted(types)))
+PYEOF
+: > "$TMP/qtypes.txt"
+for m in wide wide_moe moe; do
+    [ -f "$M/$m/model.safetensors" ] || continue
+    if ! "$MOEC" convert --to gguf --type f32 --model "$M/$m" --out "$G/$m.moec.f32.gguf" > "$TMP/conv.log" 2>&1; then
+        ko "moec convert --to gguf --type f32: $m"; cat "$TMP/conv.log"; continue
+    fi
+    for ft in $QFTYPES; do
+        g=$G/$m.$ft.gguf
+        if ! "$ORACLE" quantize "$G/$m.moec.f32.gguf" "$g" --ftype $ft > "$TMP/q.log" 2>&1; then
+            ko "$m: llama.cpp's quantizer ($ft)"; cat "$TMP/q.log"; continue
+        fi
+        if ! "$MOEC" logits --model "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.moec.npy" > "$TMP/ml.log" 2>&1; then
+            ko "$m, llama.cpp-quantized $ft GGUF: moec logits"; cat "$TMP/ml.log"; continue
+        fi
+        what="$m, llama.cpp-quantized $ft GGUF: moec logits vs llama.cpp f32 on the gguf package's decoding"
+        if "$PY" "$TMP/dequant_gguf.py" "$g" "$G/$m.$ft.deq.gguf" >> "$TMP/qtypes.txt" 2> "$TMP/deq.log" &&
+           "$ORACLE" logits "$G/$m.$ft.deq.gguf" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.deq.npy" > "$TMP/oracle.log" 2>&1 &&
+           "$PY" "$TMP/cmp.py" "$TMP/$m.$ft.moec.npy" "$TMP/$m.$ft.deq.npy" f32 > "$TMP/cmp.log" 2>&1; then
+            ok "$what: $(cat "$TMP/cmp.log")"
+        else ko "$what"; cat "$TMP/deq.log" "$TMP/oracle.log" "$TMP/cmp.log" 2>/dev/null; fi
+        [ $m = wide_moe ] && continue
+        what="$m, llama.cpp-quantized $ft GGUF: llama.cpp vs moec logits on the same file"
+        if "$ORACLE" logits "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.npy" > "$TMP/oracle.log" 2>&1 &&
+           "$PY" "$TMP/cmp.py" "$TMP/$m.$ft.moec.npy" "$TMP/$m.$ft.npy" q8_0 > "$TMP/cmp.log" 2>&1; then
+            ok "$what: $(cat "$TMP/cmp.log")"
+        else ko "$what"; cat "$TMP/oracle.log" "$TMP/cmp.log" 2>/dev/null; fi
+    done
+done
+missing=""
+for t in Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K Q4_K Q5_K Q6_K; do
+    grep -qw "$t" "$TMP/qtypes.txt" || missing="$missing $t"
+done
+if [ -z "$missing" ]; then ok "the quantised files hold every block type moec decodes (Q4_0 ... Q6_K)"
+else ko "no quantised file holds$missing"; fi
 
 # ---------------------------------------------------------------- tokenizer
 # moec's own tokenizer (the library, not the CLI), built here against this build's libmoec.a

@@ -5,7 +5,8 @@
 #     with the same keys, types, values, tensor names, types, shapes and data (Q8_0 decoded by gguf.quants);
 #   * a file GGUFWriter writes (every KV type, arrays, F32/F16/BF16/Q8_0 tensors, alignment 64) is read by moec
 #     (tests/test_gguf dump) with the same values;
-#   * moec's F16/BF16/Q8_0 encoders give the bytes numpy / gguf.quants give for the same fp32 tensors.
+#   * moec's F16/BF16/Q8_0 encoders give the bytes numpy / gguf.quants give for the same fp32 tensors;
+#   * moec's decoders of every block type it reads (io/ggml_quants.h) give gguf.quants' fp32 bits on random blocks.
 # Last line: "N passed, M failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -182,6 +183,44 @@ sys.exit(1 if bad or n != 8 else 0)
 PYEOF
 then ok "moec's F16/BF16/Q8_0 encoders give numpy's / gguf.quants' bytes (ties, subnormals, overflow, zero blocks)"
 else ko "encoder bytes differ from numpy / gguf.quants"; fi
+
+# ---------------------------------------------------------------- block decoders vs gguf.quants
+if "$PY" - "$HELPER" "$TMP" <<'PYEOF'
+import sys, subprocess, numpy as np, gguf
+from gguf import GGMLQuantizationType as Q
+helper, tmp = sys.argv[1], sys.argv[2]
+# 64 random blocks of every type moec decodes; the f16 scale fields are set to finite values of either sign
+# over 2^-12..2^6 (and some zeros), every other byte is random. Decoded through moec_ggml_dequantize
+# (test_gguf dequant) and through the package's numpy decoders: the fp32 bits must be identical.
+rng = np.random.default_rng(1)
+bad = 0
+# per type: (the byte offsets of its f16 scale fields in a block)
+halves = {"Q4_0": [0], "Q4_1": [0, 2], "Q5_0": [0], "Q5_1": [0, 2], "Q8_0": [0], "Q2_K": [80, 82], "Q3_K": [108],
+          "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+for name, offs in halves.items():
+    qt = Q[name]
+    blk, bb = gguf.GGML_QUANT_SIZES[qt]
+    nb = 64
+    raw = rng.integers(0, 256, size=(nb, bb), dtype=np.uint8)
+    for o in offs:  # finite scales of either sign across a wide range, some zero
+        h = (rng.standard_normal(nb) * np.exp2(rng.integers(-12, 6, nb))).astype(np.float16)
+        h[::17] = 0
+        raw[:, o:o + 2] = h.view(np.uint8).reshape(nb, 2)
+    raw.tofile(f"{tmp}/{name}.bin")
+    r = subprocess.run([helper, "dequant", name, f"{tmp}/{name}.bin", f"{tmp}/{name}.f32"])
+    got = np.fromfile(f"{tmp}/{name}.f32", dtype=np.float32) if r.returncode == 0 else None
+    want = gguf.quants.dequantize(raw.reshape(-1), qt).astype(np.float32).ravel()
+    if got is None or got.shape != want.shape or got.tobytes() != want.tobytes():
+        diff = None if got is None or got.shape != want.shape else np.flatnonzero(got.view(np.uint32) != want.view(np.uint32))
+        print(f"FAIL {name}: {len(diff) if diff is not None else 'shape'} of {want.size} values differ", diff[:5] if diff is not None else "",
+              got[diff[:3]] if diff is not None else "", want[diff[:3]] if diff is not None else "")
+        bad += 1
+    else:
+        print(f"ok {name}: {want.size} values bit-identical to gguf.quants.dequantize")
+sys.exit(bad)
+PYEOF
+then ok "moec's Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q2_K..Q6_K decoders give gguf.quants' fp32 bits on random blocks"
+else ko "block decoders differ from gguf.quants"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

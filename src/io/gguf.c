@@ -2,6 +2,8 @@
  * Format notes in gguf.h. */
 #include "io/gguf.h"
 
+#include "io/ggml_quants.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -590,20 +592,9 @@ moec_status moec_gguf_tensor_read_f32(const moec_gguf_tensor *t, float *out, int
     if (n != moec_gguf_tensor_numel(t))
         return MOEC_ERR(MOEC_ERR_ARG, "tensor '%s': %" PRId64 " values asked, it has %" PRId64, t->name, n,
                         moec_gguf_tensor_numel(t));
-    const uint8_t *p = t->data;
-    switch (t->type) {
-    case MOEC_GGML_F32: memcpy(out, p, (size_t)n * 4); return MOEC_OK;
-    case MOEC_GGML_F16:
-    case MOEC_GGML_BF16:
-        for (int64_t i = 0; i < n; i++) {
-            uint16_t h;
-            memcpy(&h, p + 2 * i, 2);
-            out[i] = t->type == MOEC_GGML_F16 ? moec_f16_to_f32(h) : moec_bf16_to_f32(h);
-        }
-        return MOEC_OK;
-    case MOEC_GGML_Q8_0: moec_q8_0_dequantize(p, n, out); return MOEC_OK;
-    default:
-        return MOEC_ERR(MOEC_ERR_FORMAT, "tensor '%s' has type %s; moec reads only F32, F16, BF16 and Q8_0", t->name,
-                        moec_ggml_type_name(t->type));
-    }
+    if (!moec_ggml_can_dequantize(t->type))
+        return MOEC_ERR(MOEC_ERR_FORMAT, "tensor '%s' has type %s; moec reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, "
+                        "Q8_0 and Q2_K..Q6_K", t->name, moec_ggml_type_name(t->type));
+    moec_ggml_dequantize(t->type, t->data, n, out); /* the reader checked that the data holds n values */
+    return MOEC_OK;
 }

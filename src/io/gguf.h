@@ -14,8 +14,8 @@
  * against the bytes that remain before it is used, counts against the smallest size their items could take,
  * products for overflow; nested arrays, duplicate keys or tensor names, unknown value or tensor types, n_dims
  * outside 1..4, zero dims, sizes that are not whole blocks, misaligned, out-of-range or overlapping tensor data
- * are refused with a message naming the problem. Types known to ggml but that moec cannot decode (Q4_K, ...)
- * open fine; only converting their data is refused.
+ * are refused with a message naming the problem. Types known to ggml but that moec cannot decode (IQ2_XXS,
+ * ...) open fine; only converting their data is refused.
  */
 #ifndef MOEC_IO_GGUF_H
 #define MOEC_IO_GGUF_H
@@ -38,7 +38,7 @@ typedef enum {
     MOEC_GGUF_KV_TYPE_COUNT
 } moec_gguf_kv_type;
 
-/* ggml tensor types (the numbers are ggml's). Only F32, F16, BF16 and Q8_0 can be converted to fp32. */
+/* ggml tensor types (the numbers are ggml's). moec_gguf_tensor_read_f32 says which it converts to fp32. */
 typedef enum {
     MOEC_GGML_F32 = 0, MOEC_GGML_F16 = 1, MOEC_GGML_Q4_0 = 2, MOEC_GGML_Q4_1 = 3, MOEC_GGML_Q5_0 = 6,
     MOEC_GGML_Q5_1 = 7, MOEC_GGML_Q8_0 = 8, MOEC_GGML_Q8_1 = 9, MOEC_GGML_Q2_K = 10, MOEC_GGML_Q3_K = 11,
@@ -122,7 +122,8 @@ const char *moec_gguf_kv_arr_str(const moec_gguf_file *f, const moec_gguf_kv *kv
 /* Numeric array element i (any integer, float or bool element type) as double; NAN if not numeric. */
 double moec_gguf_kv_arr_num(const moec_gguf_kv *kv, uint64_t i);
 
-/* Convert a tensor (F32, F16, BF16 or Q8_0) to fp32; n must be its element count. Other types are refused. */
+/* Convert a tensor to fp32 (F32, F16, BF16, Q4_0/1, Q5_0/1, Q8_0, Q2_K..Q6_K: io/ggml_quants.h); n must be its
+ * element count. Other types (the IQ and ternary families, ...) are refused. */
 moec_status moec_gguf_tensor_read_f32(const moec_gguf_tensor *t, float *out, int64_t n);
 
 /* ---- element codecs (ggml's definitions) ---- */

@@ -70,6 +70,7 @@ static void mat_make(bench_mat *b, moec_qtype type, int64_t O, int64_t I) {
             for (int64_t i = 0; i < I; i++) ((uint16_t *)b->data)[o * I + i] = moec_f32_to_f16(row[i]);
             break;
         case MOEC_QT_Q8_0: moec_q8_0_quantize(row, I, (uint8_t *)b->data + o * moec_qtype_row_bytes(type, I)); break;
+        default: break; /* ggml's other block types: not benchmarked here (no quantiser for them in moec) */
         }
     }
     free(row);

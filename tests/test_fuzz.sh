@@ -37,7 +37,7 @@ mapfile -t ALL_SRC < <(find src -name '*.c' | sort)
 build_all() { # $1 = target name: with the whole library
     "$CC_FUZZ" "${FLAGS[@]}" "tests/fuzz/$1.c" "${ALL_SRC[@]}" -o "$OUT/$1" -lcjson -lm -pthread 2> "$OUT/$1.build.log"
 }
-if build fuzz_gguf src/io/gguf.c && build fuzz_safetensors && build_all fuzz_gguf_model; then
+if build fuzz_gguf src/io/gguf.c src/io/ggml_quants.c && build fuzz_safetensors && build_all fuzz_gguf_model; then
     ok "fuzzers build with $CC_FUZZ -fsanitize=fuzzer,address,undefined"
 else ko "fuzzer build"; cat "$OUT"/*.build.log | head -30; echo "$pass passed, $fail failed"; exit 1; fi
 
@@ -105,6 +105,29 @@ try:
     model(os.path.join(d_model, "dense.gguf"), False)
     model(os.path.join(d_model, "moe.gguf"), True)
     model(os.path.join(d_model, "qwen2.gguf"), False, "qwen2")
+    # ggml's block types (the files users download): D = 256 (K types are blocks of 256), raw random blocks
+    D, V, F, H, Dh = 256, 6, 4, 2, 4  # < 16 KB, the fuzzer's -max_len
+    w = gguf.GGUFWriter(os.path.join(d_model, "blocks.gguf"), arch="llama")
+    for k, v in (("block_count", 1), ("embedding_length", D), ("feed_forward_length", F), ("attention.head_count", H),
+                 ("attention.head_count_kv", 1), ("context_length", 8), ("attention.key_length", Dh),
+                 ("attention.value_length", Dh)):
+        w.add_uint32(f"llama.{k}", v)
+    w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
+    def blocks(name, rows, qt):
+        blk, bb = gguf.GGML_QUANT_SIZES[qt]
+        raw = rng.integers(0, 256, size=(rows, D // blk * bb), dtype=np.uint8)
+        w.add_tensor(name, raw, raw_dtype=qt)  # shape from the bytes: [rows, D]
+    blocks("token_embd.weight", V, Q.Q4_K)
+    for name, rows, qt in (("blk.0.attn_q.weight", H * Dh, Q.Q6_K), ("blk.0.attn_k.weight", Dh, Q.Q5_K),
+                           ("blk.0.attn_v.weight", Dh, Q.Q3_K), ("blk.0.ffn_gate.weight", F, Q.Q2_K),
+                           ("blk.0.ffn_up.weight", F, Q.Q4_0), ("output.weight", V, Q.Q5_1)):
+        blocks(name, rows, qt)
+    r = lambda *s: (rng.standard_normal(s) * 0.1).astype(np.float32)
+    for name, x in (("output_norm.weight", r(D) + 1), ("blk.0.attn_norm.weight", r(D) + 1),
+                    ("blk.0.ffn_norm.weight", r(D) + 1), ("blk.0.attn_output.weight", r(D, H * Dh)),
+                    ("blk.0.ffn_down.weight", r(D, F))):
+        w.add_tensor(name, x.astype(np.float16))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 except ImportError:
     pass
 from safetensors.numpy import save_file
@@ -120,7 +143,7 @@ printf '\x40\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"BF16","shape":[2],"data_o
 # ---------------------------------------------------------------- fuzz
 run() { # $1 = target, $2 = corpus dir, $3 = seed dir
     (cd "$OUT" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        "./$1" -max_total_time="$SECONDS_EACH" -max_len=8192 -rss_limit_mb=2048 -timeout=10 \
+        "./$1" -max_total_time="$SECONDS_EACH" -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
         -artifact_prefix="$OUT/$1-" "$2" "$3" > "$OUT/$1.log" 2>&1)
 }
 for t in gguf:corpus_gguf:seed_gguf safetensors:corpus_st:seed_st gguf_model:corpus_gguf_model:seed_gguf_model; do

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "io/ggml_quants.h"
+#include "io/ggml_unpack.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/safetensors.h"
@@ -71,6 +72,40 @@ static void test_f16_bf16(void) {
               moec_gguf_f32_to_f16(ldexpf(1.5f, -24)) == 2 && moec_gguf_f32_to_f16(ldexpf(1, -26)) == 0,
           "f16: subnormal ties round to even (2^-25 -> 0, 3*2^-25 -> 2 ulps)");
     CHECK(moec_gguf_f32_to_bf16(bits_f32(0x7f7fffffu)) == 0x7f80, "bf16: FLT_MAX rounds to inf");
+}
+
+/* io/ggml_unpack.h's claim: fmaf(a[i / 16], q[i], c[i / 16]) equals moec_ggml_dequantize's value (== : bit for bit,
+ * except that a zero may differ in sign), for every block type, on random blocks whose f16 scales span
+ * 2^-24 .. 2^15 of either sign (the rest random bytes). */
+static void test_unpack(void) {
+    static const struct { moec_ggml_type t; int halves[2]; } types[] = {
+        {MOEC_GGML_Q4_0, {0, -1}}, {MOEC_GGML_Q4_1, {0, 2}},   {MOEC_GGML_Q5_0, {0, -1}}, {MOEC_GGML_Q5_1, {0, 2}},
+        {MOEC_GGML_Q2_K, {80, 82}}, {MOEC_GGML_Q3_K, {108, -1}}, {MOEC_GGML_Q4_K, {0, 2}}, {MOEC_GGML_Q5_K, {0, 2}},
+        {MOEC_GGML_Q6_K, {208, -1}}};
+    uint32_t r = 12345;
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        size_t bb = 0;
+        const int B = moec_ggml_type_block(types[k].t, &bb);
+        uint8_t blk[256], q[256];
+        float a[16], c[16], want[256];
+        long bad = 0, n = 0;
+        for (int rep = 0; rep < 2000; rep++) {
+            for (size_t i = 0; i < bb; i++) r = r * 1103515245u + 12345u, blk[i] = (uint8_t)(r >> 16);
+            for (int h = 0; h < 2 && types[k].halves[h] >= 0; h++) { /* finite: exponent field below 31 */
+                r = r * 1103515245u + 12345u;
+                const uint16_t v = (uint16_t)((r >> 8) % (31u << 10)) | (uint16_t)((r >> 30) & 1) << 15;
+                blk[types[k].halves[h]] = (uint8_t)v, blk[types[k].halves[h] + 1] = (uint8_t)(v >> 8);
+            }
+            moec_ggml_dequantize(types[k].t, blk, B, want);
+            moec_ggml_unpack(types[k].t, blk, q, a, c);
+            for (int i = 0; i < B; i++, n++) {
+                const float got = fmaf(a[i / 16], (float)q[i], c[i / 16]);
+                if (!(got == want[i]) || q[i] > 63) bad++;
+            }
+        }
+        CHECK(bad == 0, "%s: unpacked codes and scales give the decoded values (%ld of %ld differ)",
+              moec_ggml_type_name(types[k].t), bad, n);
+    }
 }
 
 static void test_q8_0(void) {
@@ -539,6 +574,7 @@ int main(int argc, char **argv) {
     if (system(cmd) != 0) return 1;
     test_f16_bf16();
     test_q8_0();
+    test_unpack();
     CHECK(write_sample(tpath("a.gguf"), 0), "write every KV type and F32/F16/BF16/Q8_0/Q4_K tensors");
     CHECK(check_sample(tpath("a.gguf"), 0), "read back every KV and tensor (default alignment 32)");
     CHECK(write_sample(tpath("b.gguf"), 64), "write with general.alignment = 64");

@@ -24,6 +24,7 @@
 
 #include "core/dtype.h"
 #include "core/threads.h"
+#include "io/ggml_quants.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/gemm.h"
@@ -53,19 +54,39 @@ static double decode(const moec_qmat *W, int64_t o, int64_t i) {
     case MOEC_QT_F32: return ((const float *)W->data)[k];
     case MOEC_QT_BF16: return moec_bf16_to_f32(((const uint16_t *)W->data)[k]);
     case MOEC_QT_F16: return moec_f16_to_f32(((const uint16_t *)W->data)[k]);
-    case MOEC_QT_Q8_0: { /* gguf.c's codec, the one the GGUF reader converts with */
-        float block[32];
-        moec_q8_0_dequantize((const uint8_t *)W->data + (size_t)(o * W->cols + i) / 32 * 34, 32, block);
-        return block[i % 32];
+    case MOEC_QT_F8E4M3: return (double)W->scale[o] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k]);
+    default: { /* Q8_0 and the other block types: io/ggml_quants.c's decoders (bit-identical to the gguf package's,
+                * test_gguf_py.sh), the ones the GGUF reader converts with */
+        const int64_t B = moec_qtype_block(W->type);
+        float block[256];
+        moec_ggml_dequantize((moec_ggml_type)moec_qtype_ggml(W->type),
+                             (const uint8_t *)W->data + o * moec_qtype_row_bytes(W->type, W->cols) +
+                                 i / B * moec_qtype_row_bytes(W->type, B),
+                             B, block);
+        return block[i % B];
     }
-    default: return (double)W->scale[o] * moec_f8e4m3_to_f32(((const uint8_t *)W->data)[k]);
     }
 }
 
-/* Q8_0 rows are whole blocks: cols is rounded up to a multiple of 32 for it. */
+/* The byte offsets of the f16 scales in one block of a ggml block type (other than Q8_0); -1 ends the list. */
+static const int *half_fields(moec_qtype t) {
+    static const int q4[] = {0, -1}, q41[] = {0, 2, -1}, q2k[] = {80, 82, -1}, q3k[] = {108, -1}, q6k[] = {208, -1};
+    switch (t) {
+    case MOEC_QT_Q4_0: case MOEC_QT_Q5_0: return q4;
+    case MOEC_QT_Q4_1: case MOEC_QT_Q5_1: case MOEC_QT_Q4_K: case MOEC_QT_Q5_K: return q41;
+    case MOEC_QT_Q2_K: return q2k;
+    case MOEC_QT_Q3_K: return q3k;
+    default: return q6k;
+    }
+}
+
+/* Block-type rows are whole blocks: cols is rounded up to a multiple of the block. The ggml block types other
+ * than Q8_0 (no quantiser here) get random bytes, their f16 scales set to finite values that keep |w| below ~50
+ * (so that the products with inputs up to 1e35 below stay finite) and 0 now and then. */
 static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
     memset(t, 0, sizeof *t);
-    if (type == MOEC_QT_Q8_0) cols = (cols + 31) / 32 * 32;
+    const int64_t B = moec_qtype_block(type);
+    cols = (cols + B - 1) / B * B;
     t->data = malloc((size_t)(rows * moec_qtype_row_bytes(type, cols)));
     float *row = malloc(sizeof(float) * (size_t)cols);
     if (type == MOEC_QT_F8E4M3) t->scale = malloc(sizeof(float) * (size_t)rows);
@@ -83,6 +104,18 @@ static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
             for (int64_t i = 0; i < cols; i++) ((uint16_t *)t->data)[o * cols + i] = moec_f32_to_f16(row[i]);
             break;
         case MOEC_QT_Q8_0: moec_q8_0_quantize(row, cols, (uint8_t *)t->data + o * (cols / 32 * 34)); break;
+        default: {
+            const int64_t bb = moec_qtype_row_bytes(type, B);
+            uint8_t *r = (uint8_t *)t->data + o * moec_qtype_row_bytes(type, cols);
+            for (int64_t k = 0; k < cols / B * bb; k++) r[k] = (uint8_t)(frand() * 128 + 128);
+            const float top = type >= MOEC_QT_Q2_K ? 0x1p-7f : 0.5f; /* K types: times 6-bit scales */
+            for (int64_t b = 0; b < cols / B; b++)
+                for (const int *f = half_fields(type); *f >= 0; f++) {
+                    const uint16_t h = (b + o) % 11 == 5 ? 0 : moec_f32_to_f16(frand() * top * (0.1f + (float)(o % 3)));
+                    r[b * bb + *f] = (uint8_t)h, r[b * bb + *f + 1] = (uint8_t)(h >> 8);
+                }
+            break;
+        }
         }
     }
     free(row);
@@ -135,7 +168,9 @@ static double run_case(const test_mat *t, int64_t T, int64_t xpad, int64_t ypad,
     return worst;
 }
 
-static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3, MOEC_QT_F16, MOEC_QT_Q8_0};
+static const moec_qtype types[] = {MOEC_QT_F32,  MOEC_QT_BF16, MOEC_QT_F8E4M3, MOEC_QT_F16,  MOEC_QT_Q8_0,
+                                   MOEC_QT_Q4_0, MOEC_QT_Q4_1, MOEC_QT_Q5_0,   MOEC_QT_Q5_1, MOEC_QT_Q2_K,
+                                   MOEC_QT_Q3_K, MOEC_QT_Q4_K, MOEC_QT_Q5_K,   MOEC_QT_Q6_K};
 static const int64_t Ts[] = {1, 2, 3, 4, 5, 7, 8, 9, 16, 33, 130};
 static const int64_t shapes[][2] = {{1, 1}, {1, 37}, {5, 16}, {7, 33}, {13, 100}, {64, 64}, {33, 257}, {3, 1000},
                                     {130, 515}};
@@ -301,7 +336,7 @@ static void test_row(void) {
         test_mat t;
         mat_make(&t, types[ti], 9, 77);
         const int64_t C = t.m.cols;
-        float out[96];
+        float out[256];
         for (int64_t r = 0; r < 9; r++) {
             moec_qmat_row(out, &t.m, r);
             for (int i = 0; i < C; i++)

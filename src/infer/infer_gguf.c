@@ -32,8 +32,10 @@ static int qtype_of(moec_ggml_type t) {
     case MOEC_GGML_F32: return MOEC_QT_F32;
     case MOEC_GGML_F16: return MOEC_QT_F16;
     case MOEC_GGML_BF16: return MOEC_QT_BF16;
-    case MOEC_GGML_Q8_0: return MOEC_QT_Q8_0;
-    default: return -1;
+    default:
+        for (int q = 0; q < MOEC_QT_COUNT; q++) /* the block types: Q8_0, Q4_0 .. Q6_K */
+            if (moec_qtype_ggml((moec_qtype)q) == (int)t) return q;
+        return -1;
     }
 }
 
@@ -77,7 +79,7 @@ static moec_status mats(walk *w, const char *name, int64_t rows, int64_t cols, i
     const moec_gguf_tensor *t;
     MOEC_TRY(find(w, name, n_exp ? 3 : 2, rows, cols, n_exp, &t));
     int qt = qtype_of(t->type);
-    const size_t align = qt == MOEC_QT_Q8_0 ? 2 : qt >= 0 ? moec_qtype_size((moec_qtype)qt) : 1;
+    const size_t es = qt >= 0 ? moec_qtype_size((moec_qtype)qt) : 0, align = qt == MOEC_QT_Q8_0 ? 2 : es ? es : 1;
     if (qt >= 0 && (uintptr_t)t->data % align) qt = -1; /* misaligned (a file alignment below 4) */
     const int64_t per = rows * cols, slices = n_exp ? n_exp : 1;
     const char *base = t->data;

@@ -25,6 +25,7 @@
 
 #include "core/cpu.h"
 #include "core/threads.h"
+#include "io/ggml_quants.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/qmatmul_kernels.h"
 
@@ -56,15 +57,28 @@ const char *moec_qtype_name(moec_qtype t) {
     case MOEC_QT_F8E4M3: return "fp8";
     case MOEC_QT_F16: return "f16";
     case MOEC_QT_Q8_0: return "q8_0";
+    case MOEC_QT_Q4_0: return "q4_0";
+    case MOEC_QT_Q4_1: return "q4_1";
+    case MOEC_QT_Q5_0: return "q5_0";
+    case MOEC_QT_Q5_1: return "q5_1";
+    case MOEC_QT_Q2_K: return "q2_k";
+    case MOEC_QT_Q3_K: return "q3_k";
+    case MOEC_QT_Q4_K: return "q4_k";
+    case MOEC_QT_Q5_K: return "q5_k";
+    case MOEC_QT_Q6_K: return "q6_k";
     }
     return "?";
 }
 
 moec_status moec_qmat_check(const moec_qmat *W) {
-    const size_t es = W->type == MOEC_QT_Q8_0 ? 2 : moec_qtype_size(W->type); /* the alignment wanted */
-    if (!es) return MOEC_ERR(MOEC_ERR_ARG, "qmat: unknown weight type %d", (int)W->type);
-    if (W->type == MOEC_QT_Q8_0 && W->cols % MOEC_Q8_0_BLOCK)
-        return MOEC_ERR(MOEC_ERR_ARG, "qmat: q8_0 rows of %lld values are not whole blocks of 32", (long long)W->cols);
+    if ((unsigned)W->type >= MOEC_QT_COUNT) return MOEC_ERR(MOEC_ERR_ARG, "qmat: unknown weight type %d", (int)W->type);
+    /* the alignment wanted: the element size; Q8_0's kernels read its f16 scale as 2 bytes, the other block
+     * types' decoders read bytes */
+    const size_t es = W->type == MOEC_QT_Q8_0 ? 2 : moec_qtype_ggml(W->type) >= 0 ? 1 : moec_qtype_size(W->type);
+    const int64_t block = moec_qtype_block(W->type);
+    if (W->cols % block)
+        return MOEC_ERR(MOEC_ERR_ARG, "qmat: %s rows of %lld values are not whole blocks of %lld",
+                        moec_qtype_name(W->type), (long long)W->cols, (long long)block);
     if (W->rows <= 0 || W->cols <= 0)
         return MOEC_ERR(MOEC_ERR_ARG, "qmat: %lld x %lld matrix", (long long)W->rows, (long long)W->cols);
     if (!W->data) return MOEC_ERR(MOEC_ERR_ARG, "qmat: no data");
@@ -76,19 +90,19 @@ moec_status moec_qmat_check(const moec_qmat *W) {
     return MOEC_OK;
 }
 
-static _Atomic int64_t decode_max_override[MOEC_QT_COUNT] = {-1, -1, -1, -1, -1};
+static _Atomic int64_t decode_max_override[MOEC_QT_COUNT]; /* the override + 1; 0: none */
 
 int64_t moec_qmat_decode_max(moec_qtype t) {
     if ((unsigned)t < MOEC_QT_COUNT) {
         int64_t n = atomic_load_explicit(&decode_max_override[t], memory_order_relaxed);
-        if (n >= 0) return n;
+        if (n > 0) return n - 1;
     }
     return t == MOEC_QT_F32 ? DECODE_MAX_F32 : t == MOEC_QT_F8E4M3 ? DECODE_MAX_F8 : DECODE_MAX_BF16;
 }
 
 void moec_qmat_set_decode_max(moec_qtype t, int64_t n) {
     if ((unsigned)t < MOEC_QT_COUNT)
-        atomic_store_explicit(&decode_max_override[t], n < 0 ? -1 : n, memory_order_relaxed);
+        atomic_store_explicit(&decode_max_override[t], n < 0 ? 0 : n + 1, memory_order_relaxed);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -218,6 +232,13 @@ moec_status moec_qmat_set_isa(moec_gemm_isa isa) {
 
 const char *moec_qmat_isa_name(void) { return kernels()->name; }
 
+const qmat_kernels *moec_qmat_kernels_active(void) { return kernels(); }
+
+/* The kernels for W: k, or for ggml's block types (other than Q8_0) the decoding wrapper around k. */
+static const qmat_kernels *kernels_for(const qmat_kernels *k, const moec_qmat *W) {
+    return W->type > MOEC_QT_Q8_0 ? &moec_qmat_kernels_blocks : k;
+}
+
 /* ---------------------------------------------------------------------------------------------------------------
  * Scratch (see the top of the file) */
 
@@ -293,12 +314,13 @@ static void prefill_task(void *ctx, int64_t begin, int64_t end, int thread_index
         int64_t o0 = b * j->block, n = W->rows - o0 < j->block ? W->rows - o0 : j->block;
         const float *w = (const float *)W->data + o0 * W->cols; /* f32: the GEMM reads W in place */
         if (W->type != MOEC_QT_F32) {
+            const qmat_kernels *k = kernels_for(j->k, W);
             float *buf = moec_qmat_scratch(0, (size_t)(n * W->cols));
             if (!buf) { /* out of memory: slower but correct */
-                j->k->dot(W, o0, o0 + n, j->X, j->ldx, j->T, j->Y, j->ldy);
+                k->dot(W, o0, o0 + n, j->X, j->ldx, j->T, j->Y, j->ldy);
                 continue;
             }
-            j->k->dequant(W, o0, n, buf);
+            k->dequant(W, o0, n, buf);
             w = buf;
         }
         /* Inside the pool's loop this runs single-threaded on this thread, as wanted; when this is the only block
@@ -331,7 +353,7 @@ static void many_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         const moec_qmat_op *op = &j->ops[i];
         const int64_t o1 = b * QMAT_DECODE_ROWS < op->W->rows ? b * QMAT_DECODE_ROWS : op->W->rows;
         if (j->xs[i]) j->k->dot_prepared(op->W, a * QMAT_DECODE_ROWS, o1, j->xs[i], op->T, op->Y, op->ldy);
-        else j->k->dot(op->W, a * QMAT_DECODE_ROWS, o1, op->X, op->ldx, op->T, op->Y, op->ldy);
+        else kernels_for(j->k, op->W)->dot(op->W, a * QMAT_DECODE_ROWS, o1, op->X, op->ldx, op->T, op->Y, op->ldy);
     }
 }
 
@@ -344,7 +366,7 @@ static void many_prepare(many_job *j) {
     for (int i = 0; i < j->n; i++) {
         same[i] = -1;
         at[i] = -1;
-        const int64_t nx = prep_floats(j->k, ops[i].W, ops[i].T);
+        const int64_t nx = prep_floats(kernels_for(j->k, ops[i].W), ops[i].W, ops[i].T);
         if (nx <= 0) continue;
         for (int e = 0; e < i && same[i] < 0; e++)
             if (at[e] >= 0 && ops[e].X == ops[i].X && ops[e].ldx == ops[i].ldx && ops[e].T == ops[i].T &&
@@ -426,8 +448,9 @@ void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
     case MOEC_QT_F16:
         for (int64_t i = 0; i < W->cols; i++) out[i] = moec_f16_to_f32(((const uint16_t *)W->data)[k + i]);
         break;
-    case MOEC_QT_Q8_0: /* ggml's codec (io/gguf.h): d · q in fp32 */
-        moec_q8_0_dequantize((const uint8_t *)W->data + (size_t)(r * moec_qtype_row_bytes(W->type, W->cols)), W->cols,
+    default: /* Q8_0 and the other block types: ggml's decoders (io/ggml_quants.h) */
+        moec_ggml_dequantize((moec_ggml_type)moec_qtype_ggml(W->type),
+                             (const uint8_t *)W->data + (size_t)(r * moec_qtype_row_bytes(W->type, W->cols)), W->cols,
                              out);
         break;
     }

@@ -35,37 +35,60 @@
 #include "io/gguf.h"
 #include "kernels/cpu/gemm.h"
 
-typedef enum { MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3, MOEC_QT_Q8_0 = 4 } moec_qtype;
-#define MOEC_QT_COUNT 5 /* Q8_0's block size: MOEC_Q8_0_BLOCK(_BYTES), io/gguf.h */
+/* Q8_0 and the types after it are ggml's block formats, stored as in a GGUF file (io/ggml_quants.h): a row is
+ * cols / block blocks (cols must be a multiple of the block). Q8_0 has kernels of its own; Q4_0 .. Q6_K ("the
+ * ggml block types") are decoded a row at a time into fp32 next to the kernel, which then runs its fp32 code. */
+typedef enum {
+    MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3, MOEC_QT_Q8_0 = 4,
+    MOEC_QT_Q4_0 = 5, MOEC_QT_Q4_1 = 6, MOEC_QT_Q5_0 = 7, MOEC_QT_Q5_1 = 8,
+    MOEC_QT_Q2_K = 9, MOEC_QT_Q3_K = 10, MOEC_QT_Q4_K = 11, MOEC_QT_Q5_K = 12, MOEC_QT_Q6_K = 13
+} moec_qtype;
+#define MOEC_QT_COUNT 14 /* Q8_0's block size: MOEC_Q8_0_BLOCK(_BYTES), io/gguf.h */
 
 typedef struct {
     moec_qtype type;
     int64_t rows, cols;   /* W is [rows = O, cols = I], row-major, row stride = cols elements */
-    const void *data;     /* rows · row_bytes, aligned to the element size (Q8_0: 2); may point into a read-only mmap */
+    const void *data;     /* rows · row_bytes, aligned to the element size (Q8_0: 2, the
+                           * other block types: 1); may point into a read-only mmap */
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
 } moec_qmat;
 
-/* Bytes per element: 4, 2, 1, 2 (0 for Q8_0, whose elements are not whole bytes, and for an unknown type). Inline,
- * so that inside a kernel instantiated for one type it is a compile-time constant. */
+/* Bytes per element: 4, 2, 1, 2 (0 for the block types, whose elements are not whole bytes, and an unknown
+ * type). Inline, so that inside a kernel instantiated for one type it is a compile-time constant. */
 static inline size_t moec_qtype_size(moec_qtype t) {
     switch (t) {
     case MOEC_QT_F32: return 4;
     case MOEC_QT_BF16: return 2;
     case MOEC_QT_F8E4M3: return 1;
     case MOEC_QT_F16: return 2;
-    case MOEC_QT_Q8_0: return 0;
+    default: return 0; /* the block types */
     }
-    return 0;
 }
-/* Bytes of one row of cols elements (Q8_0: cols / 32 blocks; cols must be a multiple of 32). */
+/* The ggml type of a block type (Q8_0 .. Q6_K; its block size and bytes: moec_ggml_type_block), -1 for the others. */
+static inline int moec_qtype_ggml(moec_qtype t) {
+    static const signed char ggml[MOEC_QT_COUNT] = {-1, -1, -1, -1, MOEC_GGML_Q8_0, MOEC_GGML_Q4_0, MOEC_GGML_Q4_1,
+                                                    MOEC_GGML_Q5_0, MOEC_GGML_Q5_1, MOEC_GGML_Q2_K, MOEC_GGML_Q3_K,
+                                                    MOEC_GGML_Q4_K, MOEC_GGML_Q5_K, MOEC_GGML_Q6_K};
+    return (unsigned)t < MOEC_QT_COUNT ? ggml[t] : -1;
+}
+/* Values per block of a block type (1 for the others). */
+static inline int64_t moec_qtype_block(moec_qtype t) {
+    if (t == MOEC_QT_Q8_0) return MOEC_Q8_0_BLOCK;
+    if (t > MOEC_QT_Q8_0 && t < MOEC_QT_COUNT) return t <= MOEC_QT_Q5_1 ? 32 : 256;
+    return 1;
+}
+/* Bytes of one row of cols elements (a block type: cols / block blocks; cols must be a multiple of the block). */
 static inline int64_t moec_qtype_row_bytes(moec_qtype t, int64_t cols) {
-    return t == MOEC_QT_Q8_0 ? cols / MOEC_Q8_0_BLOCK * MOEC_Q8_0_BLOCK_BYTES : cols * (int64_t)moec_qtype_size(t);
+    static const unsigned char block_bytes[MOEC_QT_COUNT] = {0, 0, 0, 0, MOEC_Q8_0_BLOCK_BYTES, 18, 20, 22, 24,
+                                                             84, 110, 144, 176, 210};
+    if ((unsigned)t < MOEC_QT_COUNT && block_bytes[t]) return cols / moec_qtype_block(t) * block_bytes[t];
+    return cols * (int64_t)moec_qtype_size(t);
 }
-/* "f32", "bf16", "fp8", "f16", "q8_0" ("?" for an unknown type). */
+/* "f32", "bf16", "fp8", "f16", "q8_0", "q4_0", ..., "q6_k" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);
 
 /* Checks that W describes a usable matrix (known type, positive dims, data, scale present iff E4M3, aligned data,
- * Q8_0: cols a multiple of 32);
+ * a block type: cols a multiple of its block);
  * the kernels trust their arguments, so loaders call this once per tensor. */
 moec_status moec_qmat_check(const moec_qmat *W);
 

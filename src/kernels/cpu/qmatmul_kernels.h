@@ -36,7 +36,13 @@ typedef struct {
  * back to a path without scratch). */
 float *moec_qmat_scratch(int slot, size_t floats);
 
+/* The kernels moec_qmat_matmul uses now (moec_qmat_set_isa). Their dot on an F32 matrix uses no scratch. */
+const qmat_kernels *moec_qmat_kernels_active(void);
+
 extern const qmat_kernels moec_qmat_kernels_scalar;
+/* ggml's block types Q4_0 .. Q6_K on any instruction set (qmatmul_blocks.c): rows decoded to fp32 in scratch slot 1,
+ * then the active kernels' fp32 dot. */
+extern const qmat_kernels moec_qmat_kernels_blocks;
 extern const qmat_kernels moec_qmat_kernels_avx2;
 extern const qmat_kernels moec_qmat_kernels_avx512;
 

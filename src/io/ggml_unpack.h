@@ -20,7 +20,8 @@
 static inline float moec_unpack_half(const uint8_t *p) { return moec_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
 /* Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five): 32 values, groups 0 and 1 share d. */
-static inline __attribute__((always_inline)) void moec_unpack_32(const uint8_t *b, int has_min, int five, uint8_t *q, float *a, float *c) {
+static inline __attribute__((always_inline)) void moec_unpack_32(const uint8_t *b, int has_min, int five, uint8_t *q,
+                                                                 float *a, float *c) {
     const float d = moec_unpack_half(b), m = has_min ? moec_unpack_half(b + 2) : 0.0f;
     const uint8_t *p = b + (has_min ? 4 : 2);
     uint32_t qh = 0;
@@ -63,8 +64,8 @@ static inline __attribute__((always_inline)) void moec_unpack_q3_k(const uint8_t
 }
 
 /* Q4_K, and Q5_K when qh is not NULL. */
-static inline __attribute__((always_inline)) void moec_unpack_q45_k(const uint8_t *b, const uint8_t *qh, const uint8_t *qs, uint8_t *q, float *a,
-                                     float *c) {
+static inline __attribute__((always_inline)) void moec_unpack_q45_k(const uint8_t *b, const uint8_t *qh,
+                                                                    const uint8_t *qs, uint8_t *q, float *a, float *c) {
     const float d = moec_unpack_half(b), dmin = moec_unpack_half(b + 2);
     const uint8_t *sp = b + 4;
     for (int i = 0; i < 8; i++) { /* sub-block i is groups 2i and 2i + 1 */
@@ -92,12 +93,14 @@ static inline __attribute__((always_inline)) void moec_unpack_q6_k(const uint8_t
         for (int k = 0; k < 4; k++)
             for (int l = 0; l < 32; l++) {
                 const uint8_t lowb = ql[64 * h + 32 * (k & 1) + l];
-                q[128 * h + 32 * k + l] = (uint8_t)((k < 2 ? lowb & 15 : lowb >> 4) | ((qh[32 * h + l] >> (2 * k)) & 3) << 4);
+                q[128 * h + 32 * k + l] =
+                    (uint8_t)((k < 2 ? lowb & 15 : lowb >> 4) | ((qh[32 * h + l] >> (2 * k)) & 3) << 4);
             }
 }
 
 /* Block `b` of type t (Q4_0 .. Q6_K, not Q8_0): its values' codes q[0..B), and a, c for its B / 16 groups. */
-static inline __attribute__((always_inline)) void moec_ggml_unpack(moec_ggml_type t, const uint8_t *b, uint8_t *q, float *a, float *c) {
+static inline __attribute__((always_inline)) void moec_ggml_unpack(moec_ggml_type t, const uint8_t *b, uint8_t *q,
+                                                                   float *a, float *c) {
     switch (t) {
     case MOEC_GGML_Q4_0: moec_unpack_32(b, 0, 0, q, a, c); break;
     case MOEC_GGML_Q4_1: moec_unpack_32(b, 1, 0, q, a, c); break;

@@ -23,8 +23,8 @@ static const uint8_t *row_at(const moec_qmat *W, int64_t o) {
 }
 
 /* Out of memory for a row of scratch: block by block on the stack, the sum in plain C (slower, still correct). */
-static void dot_by_block(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
-                         float *Y, int64_t ldy) {
+static void dot_by_block(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
+                         int64_t ldy) {
     const moec_ggml_type g = (moec_ggml_type)moec_qtype_ggml(W->type);
     const int64_t B = moec_qtype_block(W->type), bb = moec_qtype_row_bytes(W->type, B);
     float vals[256];
@@ -40,8 +40,8 @@ static void dot_by_block(const moec_qmat *W, int64_t o0, int64_t o1, const float
 }
 
 /* Any instruction set: each row decoded into fp32 in scratch, then the active kernels' fp32 dot from L1. */
-static void dot_decoded(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
-                        float *Y, int64_t ldy) {
+static void dot_decoded(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
+                        int64_t ldy) {
     const moec_ggml_type g = (moec_ggml_type)moec_qtype_ggml(W->type);
     float *row = moec_qmat_scratch(1, (size_t)W->cols);
     if (!row) {
@@ -71,8 +71,9 @@ TARGET static inline float hsum8(__m256 v) {
 }
 
 /* The NT (<= 4) sums of row `row` (nb blocks of B values) against X rows t < NT. */
-TARGET static inline __attribute__((always_inline)) void row_sums_avx2(moec_ggml_type g, int NT, const uint8_t *row, int64_t nb, int64_t B,
-                                        int64_t bb, const float *X, int64_t ldx, float *sums) {
+TARGET static inline __attribute__((always_inline)) void row_sums_avx2(moec_ggml_type g, int NT, const uint8_t *row,
+                                                                       int64_t nb, int64_t B, int64_t bb,
+                                                                       const float *X, int64_t ldx, float *sums) {
     __m256 acc[4][2];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
@@ -103,12 +104,14 @@ TARGET static inline __attribute__((always_inline)) __m256 weights8(__m256i q, f
     return _mm256_fmadd_ps(_mm256_set1_ps(a), _mm256_cvtepi32_ps(q), _mm256_set1_ps(c));
 }
 
-TARGET static inline __attribute__((always_inline)) __m256i bytes8(const uint8_t *p) { return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p)); }
+TARGET static inline __attribute__((always_inline)) __m256i bytes8(const uint8_t *p) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
 
 /* Q4_K and Q5_K (qh_at >= 0: the fifth bits at that offset) without the code array: per 8 values one load and
  * widening of 8 bytes, a mask or shift for the nibble (and two more for the fifth bit), then weights8. */
-TARGET static inline __attribute__((always_inline)) void row_sums_q45k(int NT, int five, const uint8_t *row, int64_t nb, const float *X, int64_t ldx,
-                                        float *sums) {
+TARGET static inline __attribute__((always_inline)) void row_sums_q45k(int NT, int five, const uint8_t *row, int64_t nb,
+                                                                       const float *X, int64_t ldx, float *sums) {
     __m256 acc[4][4]; /* per input row 4 chains (2 with NT > 2: registers), enough to cover the FMA latency */
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
@@ -133,8 +136,11 @@ TARGET static inline __attribute__((always_inline)) void row_sums_q45k(int NT, i
                 __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_srli_epi32(v, 4);
                 if (five) {
                     const __m256i h = bytes8(qh + 8 * j);
-                    lo = _mm256_or_si256(lo, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * k), _mm256_set1_epi32(1)), 4));
-                    hi = _mm256_or_si256(hi, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * k + 1), _mm256_set1_epi32(1)), 4));
+                    lo = _mm256_or_si256(
+                        lo, _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * k), _mm256_set1_epi32(1)), 4));
+                    hi = _mm256_or_si256(
+                        hi,
+                        _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(h, 2 * k + 1), _mm256_set1_epi32(1)), 4));
                 }
                 const __m256 w0 = weights8(lo, a[2 * k], c[2 * k]), w1 = weights8(hi, a[2 * k + 1], c[2 * k + 1]);
 #pragma GCC unroll 4
@@ -152,8 +158,8 @@ TARGET static inline __attribute__((always_inline)) void row_sums_q45k(int NT, i
 }
 
 /* Q6_K without the code array: per 8 values the low 4 bits from ql (one of its nibbles), the top 2 from qh. */
-TARGET static inline __attribute__((always_inline)) void row_sums_q6k(int NT, const uint8_t *row, int64_t nb, const float *X, int64_t ldx,
-                                       float *sums) {
+TARGET static inline __attribute__((always_inline)) void row_sums_q6k(int NT, const uint8_t *row, int64_t nb,
+                                                                      const float *X, int64_t ldx, float *sums) {
     __m256 acc[4][4];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
@@ -191,13 +197,73 @@ TARGET static inline __attribute__((always_inline)) void row_sums_q6k(int NT, co
         sums[t] = hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
 }
 
-/* The NT sums of one row: the code-array-free kernels for Q4_K, Q5_K and Q6_K, row_sums_avx2 for the rest. */
-TARGET static inline __attribute__((always_inline)) void row_sums_any(moec_ggml_type g, int NT, const uint8_t *row, int64_t nb, int64_t B, int64_t bb,
-                                       const float *X, int64_t ldx, float *sums) {
-    if (g == MOEC_GGML_Q4_K) row_sums_q45k(NT, 0, row, nb, X, ldx, sums);
-    else if (g == MOEC_GGML_Q5_K) row_sums_q45k(NT, 1, row, nb, X, ldx, sums);
-    else if (g == MOEC_GGML_Q6_K) row_sums_q6k(NT, row, nb, X, ldx, sums);
-    else row_sums_avx2(g, NT, row, nb, B, bb, X, ldx, sums);
+/* Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five) without the code array: nibbles by mask and shift, the fifth bits
+ * by a per-lane variable shift of the 32-bit word qh. */
+TARGET static inline __attribute__((always_inline)) void
+row_sums_q32(int NT, int has_min, int five, const uint8_t *row, int64_t nb, const float *X, int64_t ldx, float *sums) {
+    __m256 acc[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
+    const int alt = NT <= 2 ? 2 : 0;
+    const int64_t bb = 18 + 2 * has_min + 4 * five;
+    const __m256i low4 = _mm256_set1_epi32(15), one = _mm256_set1_epi32(1),
+                  lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * bb, *p = blk + (has_min ? 4 : 2);
+        const float d = moec_unpack_half(blk);
+        const float c = has_min ? moec_unpack_half(blk + 2) : (five ? -16.0f : -8.0f) * d;
+        const __m256i qh = five ? _mm256_set1_epi32((int)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                                                          (uint32_t)p[3] << 24))
+                                : _mm256_setzero_si256();
+        const uint8_t *qs = p + (five ? 4 : 0);
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; j++) { /* values 8j.. (low nibbles) and 16 + 8j.. (high nibbles) */
+            const __m256i v = bytes8(qs + 8 * j);
+            __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_srli_epi32(v, 4);
+            if (five) {
+                const __m256i at = _mm256_add_epi32(lane, _mm256_set1_epi32(8 * j));
+                lo = _mm256_or_si256(lo, _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(qh, at), one), 4));
+                hi = _mm256_or_si256(
+                    hi,
+                    _mm256_slli_epi32(
+                        _mm256_and_si256(_mm256_srlv_epi32(qh, _mm256_add_epi32(at, _mm256_set1_epi32(16))), one), 4));
+            }
+            const __m256 w0 = weights8(lo, d, c), w1 = weights8(hi, d, c);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const float *x = X + t * ldx + b * 32 + 8 * j;
+                const int e = (int)(b & 1) * alt;
+                acc[t][e] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[t][e]);
+                acc[t][e + 1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 16), acc[t][e + 1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        sums[t] = hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+}
+
+/* The NT sums of one row: the code-array-free kernels for Q4_x/Q5_x and Q4_K/Q5_K/Q6_K, row_sums_avx2 (through
+ * the code array) for Q2_K and Q3_K. */
+TARGET static inline __attribute__((always_inline)) void row_sums_any(moec_ggml_type g, int NT, const uint8_t *row,
+                                                                      int64_t nb, int64_t B, int64_t bb, const float *X,
+                                                                      int64_t ldx, float *sums) {
+    if (g == MOEC_GGML_Q4_0)
+        row_sums_q32(NT, 0, 0, row, nb, X, ldx, sums);
+    else if (g == MOEC_GGML_Q4_1)
+        row_sums_q32(NT, 1, 0, row, nb, X, ldx, sums);
+    else if (g == MOEC_GGML_Q5_0)
+        row_sums_q32(NT, 0, 1, row, nb, X, ldx, sums);
+    else if (g == MOEC_GGML_Q5_1)
+        row_sums_q32(NT, 1, 1, row, nb, X, ldx, sums);
+    else if (g == MOEC_GGML_Q4_K)
+        row_sums_q45k(NT, 0, row, nb, X, ldx, sums);
+    else if (g == MOEC_GGML_Q5_K)
+        row_sums_q45k(NT, 1, row, nb, X, ldx, sums);
+    else if (g == MOEC_GGML_Q6_K)
+        row_sums_q6k(NT, row, nb, X, ldx, sums);
+    else
+        row_sums_avx2(g, NT, row, nb, B, bb, X, ldx, sums);
 }
 
 TARGET static void dot_avx2(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
@@ -244,10 +310,12 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
 
 static int use_avx2(void) { return moec_qmat_kernels_active()->isa != MOEC_GEMM_ISA_SCALAR; }
 
-static void dot_blocks(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
-                       float *Y, int64_t ldy) {
-    if (use_avx2()) dot_avx2(W, o0, o1, X, ldx, T, Y, ldy);
-    else dot_decoded(W, o0, o1, X, ldx, T, Y, ldy);
+static void dot_blocks(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
+                       int64_t ldy) {
+    if (use_avx2())
+        dot_avx2(W, o0, o1, X, ldx, T, Y, ldy);
+    else
+        dot_decoded(W, o0, o1, X, ldx, T, Y, ldy);
 }
 
 static void dequant_blocks(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
@@ -260,5 +328,8 @@ static void dequant_blocks(const moec_qmat *W, int64_t o0, int64_t n, float *out
 }
 
 const qmat_kernels moec_qmat_kernels_blocks = {
-    .isa = MOEC_GEMM_ISA_AUTO, .name = "blocks", .dot = dot_blocks, .dequant = dequant_blocks,
+    .isa = MOEC_GEMM_ISA_AUTO,
+    .name = "blocks",
+    .dot = dot_blocks,
+    .dequant = dequant_blocks,
 };

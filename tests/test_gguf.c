@@ -272,7 +272,7 @@ static int check_sample(const char *path, uint32_t alignment) {
     ok &= strcmp(moec_gguf_kv_at(f, alignment ? 1 : 0)->key, "general.architecture") == 0;
     /* tensors */
     const moec_gguf_tensor *t = moec_gguf_find_tensor(f, "t.f32");
-    float out[192];
+    float out[256];
     ok &= t && t->type == MOEC_GGML_F32 && t->n_dims == 2 && t->ne[0] == 3 && t->ne[1] == 2 && t->ne[2] == 1 &&
           t->nbytes == 24 && t->offset == 0;
     ok &= t && moec_gguf_tensor_read_f32(t, out, 6) == MOEC_OK && out[0] == 1 && out[5] == 6;

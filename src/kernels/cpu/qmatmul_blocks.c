@@ -4,8 +4,9 @@
  * read in place from the file's mapping: 2.6-6.6 bits per weight instead of fp32's 32. Every kernel computes
  * with exactly the weights ggml decodes (io/ggml_unpack.h: w = a·q + c, one rounding).
  *   AVX2 (also under AVX-512): per block, the codes are unpacked and each 8 weights are one widening, one
- *     conversion and one FMA away (row_sums_avx2); Q4_K, Q5_K and Q6_K, the common ones, take their codes
- *     straight from the packed bytes with shifts and masks, without the intermediate code array. The weights
+ *     conversion and one FMA away (row_sums_avx2, used for Q2_K and Q3_K); Q4_0/Q4_1/Q5_0/Q5_1 and Q4_K/Q5_K/
+ *     Q6_K, the common ones, take their codes straight from the packed bytes with shifts and masks, without the
+ *     intermediate code array, and their sub-block scales 8 at a time. The weights
  *     serve up to 4 input rows at once. Measured (bench_infer, moe-1b quantised to Q4_K_M by llama.cpp, 2
  *     threads): decode 30-35 tok/s against llama.cpp's 59-69 on the same file, whose int8 dot products with the
  *     activations rounded to 8 bits cost fewer instructions than this exact fp32 arithmetic.

@@ -3,7 +3,8 @@
 # same threads, same GGUF-able models, and the memory-bandwidth bound for decoding.
 #   usage: bash bench/run_infer_bench.sh [ROUNDS=5] [THREADS=2]
 #   env:   MOEC_BENCH_MODELS  where the models and GGUFs are kept between runs (~/.cache/moec/bench-models)
-#          MOEC_BENCH_ONLY    "ref-moe-small" or "moe-1b" to run one model; MOEC_BENCH_TYPES ("q8_0 f16")
+#          MOEC_BENCH_ONLY    "ref-moe-small" or "moe-1b" to run one model; MOEC_BENCH_TYPES ("q8_0 f16 q4_k_m";
+#                             q4_k_m: llama.cpp's own Q4_K_M file, which moec runs in place — no moec format of its own)
 #          MOEC_BENCH_PP      prompt length of the prefill test (512), MOEC_BENCH_TG decode length (128)
 # Models (bench/make_bench_model.py, random weights, Mixtral layout, λ = 0):
 #   ref-moe-small  the training benchmark's model: 153M parameters, 49M active (8 experts, top-2)
@@ -25,7 +26,7 @@ moec_deps_build
 moec_deps_python
 ROUNDS=${1:-5} THREADS=${2:-2}
 PP=${MOEC_BENCH_PP:-512} TG=${MOEC_BENCH_TG:-128}
-TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16"}
+TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16 q4_k_m"}
 MODELS=${MOEC_BENCH_ONLY:-"ref-moe-small moe-1b"}
 DIR=${MOEC_BENCH_MODELS:-$HOME/.cache/moec/bench-models}
 PY=$MOEC_VENV/bin/python
@@ -61,6 +62,13 @@ make_models() { # $1 = model name
     case $probe in *"unknown command"*) have_moec=0 ;; esac
     for t in $TYPES; do
         g=$DIR/$m.$t.gguf
+        if [ "$t" = q4_k_m ]; then # llama.cpp's own quantizer, from moec's f16 export (made first if need be)
+            [ -f "$g" ] && continue
+            [ -f "$DIR/$m.f16.gguf" ] || { ./build/moec convert --to gguf --type f16 --model "$d" --out "$DIR/$m.f16.gguf" >&2 &&
+                                           echo moec > "$DIR/$m.f16.gguf.writer"; }
+            "$LLAMA/llama_oracle" quantize "$DIR/$m.f16.gguf" "$g" --ftype Q4_K_M >&2 && echo llama.cpp > "$g.writer"
+            continue
+        fi
         if [ -f "$g" ] && { [ $have_moec = 0 ] || [ "$(cat "$g.writer" 2>/dev/null)" = moec ]; }; then continue; fi
         rm -f "$g" "$g.writer"
         if [ $have_moec = 1 ]; then
@@ -168,7 +176,7 @@ for m in $MODELS; do
         for t in $TYPES; do
             echo "benchmarking $m $t, round $r of $ROUNDS ..." >&2
             llama_bench "$m" "$t" 1
-            moec_bench "$m" "$t" 1
+            [ "$t" = q4_k_m ] || moec_bench "$m" "$t" 1 # (no moec format of its own: the file only)
             moec_gguf_bench "$m" "$t" 1
         done
     done
@@ -199,8 +207,12 @@ for r in rows:
     p = json.load(open(f"{sys.argv[2]}/{r['model']}.params.json"))
     med = statistics.median(r["samples_ts"])
     bound, share = "", ""
-    if r["test"].startswith("tg"):
-        b = bw * 1e9 / (p["read_params_per_token"] * bytes_per_weight[r["type"]])
+    # a mixed quantisation (Q4_K_M): the bytes bench_infer counted in the file for one token
+    counted = [x["active_bytes"] for x in rows if x["model"] == r["model"] and x["type"] == r["type"] and "active_bytes" in x]
+    read = p["read_params_per_token"] * bytes_per_weight[r["type"]] if r["type"] in bytes_per_weight else \
+        (counted[0] if counted else 0)
+    if r["test"].startswith("tg") and read:
+        b = bw * 1e9 / read
         bound, share = f"{b:8.1f}", f"{100 * med / b:7.0f}%"
     samples = " ".join(f"{x:.1f}" for x in r["samples_ts"])
     print(f"{r['model']:14} {r['type']:5} {r['impl']:10} {r['test']:>6} {med:9.2f} {bound:>8} {share:>8}  "

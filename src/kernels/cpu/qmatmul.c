@@ -1,5 +1,5 @@
-/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 / Q8_0 weights: regime choice, threading, scratch, the portable
- * kernels.
+/* qmatmul.c — y = x · Wᵀ over f32 / bf16 / f16 / E4M3 / Q8_0 (and ggml's other block types, qmatmul_blocks.c)
+ * weights: regime choice, threading, scratch, the portable kernels.
  *
  * The SIMD kernels live in qmatmul_avx2.c and qmatmul_avx512.c; this file splits the work over the output rows and
  * picks the kernel table (see qmatmul.h for the contract and the two regimes).

@@ -36,8 +36,8 @@
 #include "kernels/cpu/gemm.h"
 
 /* Q8_0 and the types after it are ggml's block formats, stored as in a GGUF file (io/ggml_quants.h): a row is
- * cols / block blocks (cols must be a multiple of the block). Q8_0 has kernels of its own; Q4_0 .. Q6_K ("the
- * ggml block types") are decoded a row at a time into fp32 next to the kernel, which then runs its fp32 code. */
+ * cols / block blocks (cols must be a multiple of the block). Q8_0 has kernels of its own in each instruction set's
+ * file; Q4_0 .. Q6_K ("the ggml block types") have qmatmul_blocks.c, which decodes them inside the dot product. */
 typedef enum {
     MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3, MOEC_QT_Q8_0 = 4,
     MOEC_QT_Q4_0 = 5, MOEC_QT_Q4_1 = 6, MOEC_QT_Q5_0 = 7, MOEC_QT_Q5_1 = 8,
@@ -71,18 +71,20 @@ static inline int moec_qtype_ggml(moec_qtype t) {
                                                     MOEC_GGML_Q4_K, MOEC_GGML_Q5_K, MOEC_GGML_Q6_K};
     return (unsigned)t < MOEC_QT_COUNT ? ggml[t] : -1;
 }
-/* Values per block of a block type (1 for the others). */
+/* Values per block of a block type (1 for the others); the sizes are io/gguf.c's table of ggml's types. */
 static inline int64_t moec_qtype_block(moec_qtype t) {
-    if (t == MOEC_QT_Q8_0) return MOEC_Q8_0_BLOCK;
-    if (t > MOEC_QT_Q8_0 && t < MOEC_QT_COUNT) return t <= MOEC_QT_Q5_1 ? 32 : 256;
-    return 1;
+    if (t == MOEC_QT_Q8_0) return MOEC_Q8_0_BLOCK; /* a constant in the Q8_0 kernels */
+    const int g = moec_qtype_ggml(t);
+    return g < 0 ? 1 : moec_ggml_type_block((moec_ggml_type)g, NULL);
 }
 /* Bytes of one row of cols elements (a block type: cols / block blocks; cols must be a multiple of the block). */
 static inline int64_t moec_qtype_row_bytes(moec_qtype t, int64_t cols) {
-    static const unsigned char block_bytes[MOEC_QT_COUNT] = {0, 0, 0, 0, MOEC_Q8_0_BLOCK_BYTES, 18, 20, 22, 24,
-                                                             84, 110, 144, 176, 210};
-    if ((unsigned)t < MOEC_QT_COUNT && block_bytes[t]) return cols / moec_qtype_block(t) * block_bytes[t];
-    return cols * (int64_t)moec_qtype_size(t);
+    if (t == MOEC_QT_Q8_0) return cols / MOEC_Q8_0_BLOCK * MOEC_Q8_0_BLOCK_BYTES;
+    const int g = moec_qtype_ggml(t);
+    if (g < 0) return cols * (int64_t)moec_qtype_size(t);
+    size_t block_bytes = 0;
+    const int block = moec_ggml_type_block((moec_ggml_type)g, &block_bytes);
+    return cols / block * (int64_t)block_bytes;
 }
 /* "f32", "bf16", "fp8", "f16", "q8_0", "q4_0", ..., "q6_k" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);

@@ -72,35 +72,6 @@ TARGET static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The NT (<= 4) sums of row `row` (nb blocks of B values) against X rows t < NT. */
-TARGET static inline __attribute__((always_inline)) void row_sums_avx2(moec_ggml_type g, int NT, const uint8_t *row,
-                                                                       int64_t nb, int64_t B, int64_t bb,
-                                                                       const float *X, int64_t ldx, float *sums) {
-    __m256 acc[4][2];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    uint8_t q[256] __attribute__((aligned(32)));
-    float a[16], c[16];
-    for (int64_t b = 0; b < nb; b++) {
-        moec_ggml_unpack(g, row + b * bb, q, a, c);
-        for (int64_t k = 0; k < B / 16; k++) {
-            const __m256 av = _mm256_set1_ps(a[k]), cv = _mm256_set1_ps(c[k]);
-            const __m256 w0 = _mm256_fmadd_ps(
-                av, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16 * k)))), cv);
-            const __m256 w1 = _mm256_fmadd_ps(
-                av, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16 * k + 8)))), cv);
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                const float *x = X + t * ldx + b * B + 16 * k;
-                acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[t][0]);
-                acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc[t][1]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
-}
-
 /* The f16 at p, by F16C's one instruction (exact, as moec_f16_to_f32, which is a call: 8 % of the kernel's time). */
 TARGET static inline __attribute__((always_inline)) float half_f16c(const uint8_t *p) {
     return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
@@ -113,6 +84,37 @@ TARGET static inline __attribute__((always_inline)) __m256 weights8(__m256i q, f
 
 TARGET static inline __attribute__((always_inline)) __m256i bytes8(const uint8_t *p) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+}
+
+/* hsum8 of the four accumulators of one input row. */
+TARGET static inline __attribute__((always_inline)) float sum4(const __m256 *acc) {
+    return hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+}
+
+/* The NT (<= 4) sums of row `row` (nb blocks of B values) against X rows t < NT. */
+TARGET static inline __attribute__((always_inline)) void row_sums_avx2(moec_ggml_type g, int NT, const uint8_t *row,
+                                                                       int64_t nb, int64_t B, int64_t bb,
+                                                                       const float *X, int64_t ldx, float *sums) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    uint8_t q[256] __attribute__((aligned(32)));
+    float a[16], c[16];
+    for (int64_t b = 0; b < nb; b++) {
+        moec_ggml_unpack(g, row + b * bb, q, a, c);
+        for (int64_t k = 0; k < B / 16; k++) {
+            const __m256 w0 = weights8(bytes8(q + 16 * k), a[k], c[k]),
+                         w1 = weights8(bytes8(q + 16 * k + 8), a[k], c[k]);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const float *x = X + t * ldx + b * B + 16 * k;
+                acc[t][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x), acc[t][0]);
+                acc[t][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + 8), acc[t][1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
 }
 
 /* The 8 sub-block scales a = d·scale and offsets c = −dmin·min of a Q4_K / Q5_K super-block, 8 lanes at a time
@@ -174,8 +176,7 @@ TARGET static inline __attribute__((always_inline)) void row_sums_q45k(int NT, i
             }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        sums[t] = hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]);
 }
 
 /* Q6_K without the code array: per 8 values the low 4 bits from ql (one of its nibbles), the top 2 from qh. */
@@ -221,8 +222,7 @@ TARGET static inline __attribute__((always_inline)) void row_sums_q6k(int NT, co
             }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        sums[t] = hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]);
 }
 
 /* Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five) without the code array: nibbles by mask and shift, the fifth bits
@@ -267,8 +267,7 @@ row_sums_q32(int NT, int has_min, int five, const uint8_t *row, int64_t nb, cons
         }
     }
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        sums[t] = hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]);
 }
 
 /* The NT sums of one row: the code-array-free kernels for Q4_x/Q5_x and Q4_K/Q5_K/Q6_K, row_sums_avx2 (through
@@ -323,13 +322,8 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
         for (int64_t b = 0; b < nb; b++) {
             moec_ggml_unpack(g, row_at(W, o0 + r) + b * bb, q, a, c);
             float *y = out + r * W->cols + b * B;
-            for (int64_t k = 0; k < B / 8; k++) {
-                const __m256 w = _mm256_fmadd_ps(
-                    _mm256_set1_ps(a[k / 2]),
-                    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k)))),
-                    _mm256_set1_ps(c[k / 2]));
-                _mm256_storeu_ps(y + 8 * k, w);
-            }
+            for (int64_t k = 0; k < B / 8; k++)
+                _mm256_storeu_ps(y + 8 * k, weights8(bytes8(q + 8 * k), a[k / 2], c[k / 2]));
         }
 }
 

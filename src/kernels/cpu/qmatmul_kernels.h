@@ -40,8 +40,8 @@ float *moec_qmat_scratch(int slot, size_t floats);
 const qmat_kernels *moec_qmat_kernels_active(void);
 
 extern const qmat_kernels moec_qmat_kernels_scalar;
-/* ggml's block types Q4_0 .. Q6_K on any instruction set (qmatmul_blocks.c): rows decoded to fp32 in scratch slot 1,
- * then the active kernels' fp32 dot. */
+/* ggml's block types Q4_0 .. Q6_K on any instruction set (qmatmul_blocks.c): decoding fused into AVX2 dot products,
+ * or (scalar) rows decoded to fp32 in scratch slot 1 and then the active kernels' fp32 dot. */
 extern const qmat_kernels moec_qmat_kernels_blocks;
 extern const qmat_kernels moec_qmat_kernels_avx2;
 extern const qmat_kernels moec_qmat_kernels_avx512;

@@ -208,8 +208,10 @@ done
 #   exact: the gguf package decodes every tensor of that file (its own numpy decoders) into an f32 GGUF, which
 #          llama.cpp runs in f32: the same weights, so the f32 bounds (measured ~6e-7 rms). A wrong block layout,
 #          scale unpacking or row order gives errors of order 100 %.
+#          (moec runs with --activations f32 for this one: exact products.)
 #   same file: llama.cpp runs the quantised file itself, rounding the activations to 8 bits before each
-#          quantised matmul (Q8_0 / Q8_1 / Q8_K): the q8_0 bounds (measured rms 1.8-2.9 %). Not for wide_moe:
+#          quantised matmul (Q8_0 / Q8_1 / Q8_K), as moec's default does (int8 per 32 values): the q8_0 bounds
+#          against llama.cpp, and against moec's exact run (measured rms 1.8-2.9 % before moec rounded). Not for wide_moe:
 #          there that rounding flips top-2 choices whose margin the quantised weights made small (measured 5-7 %
 #          rms with token-level jumps on 3 of the 9 mixes), which says nothing about either decoder.
 # wide (rows of 256 and 512 values) takes the K types; moe (rows of 64 and 96) makes llama.cpp fall back to Q5_0 /
@@ -246,19 +248,29 @@ for m in wide wide_moe moe; do
         if ! "$ORACLE" quantize "$G/$m.moec.f32.gguf" "$g" --ftype $ft > "$TMP/q.log" 2>&1; then
             ko "$m: llama.cpp's quantizer ($ft)"; cat "$TMP/q.log"; continue
         fi
-        if ! "$MOEC" logits --model "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.moec.npy" > "$TMP/ml.log" 2>&1; then
-            ko "$m, llama.cpp-quantized $ft GGUF: moec logits"; cat "$TMP/ml.log"; continue
+        if ! "$MOEC" logits --model "$g" --ids "$IDS" --threads 2 --activations f32 --out "$TMP/$m.$ft.moec.npy" \
+                > "$TMP/ml.log" 2>&1; then
+            ko "$m, llama.cpp-quantized $ft GGUF: moec logits --activations f32"; cat "$TMP/ml.log"; continue
         fi
-        what="$m, llama.cpp-quantized $ft GGUF: moec logits vs llama.cpp f32 on the gguf package's decoding"
+        what="$m, llama.cpp-quantized $ft GGUF: moec logits (exact) vs llama.cpp f32 on the gguf package's decoding"
         if "$PY" "$TMP/dequant_gguf.py" "$g" "$G/$m.$ft.deq.gguf" >> "$TMP/qtypes.txt" 2> "$TMP/deq.log" &&
            "$ORACLE" logits "$G/$m.$ft.deq.gguf" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.deq.npy" > "$TMP/oracle.log" 2>&1 &&
            "$PY" "$TMP/cmp.py" "$TMP/$m.$ft.moec.npy" "$TMP/$m.$ft.deq.npy" f32 > "$TMP/cmp.log" 2>&1; then
             ok "$what: $(cat "$TMP/cmp.log")"
         else ko "$what"; cat "$TMP/deq.log" "$TMP/oracle.log" "$TMP/cmp.log" 2>/dev/null; fi
         [ $m = wide_moe ] && continue
-        what="$m, llama.cpp-quantized $ft GGUF: llama.cpp vs moec logits on the same file"
+        # moec's default for these types rounds the inputs of decode's products to int8 (per 32 values), as
+        # llama.cpp does: against the exact run and against llama.cpp on the file, the q8_0 bounds
+        if ! "$MOEC" logits --model "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.q8.npy" > "$TMP/ml.log" 2>&1; then
+            ko "$m, llama.cpp-quantized $ft GGUF: moec logits (int8 activations)"; cat "$TMP/ml.log"; continue
+        fi
+        what="$m, llama.cpp-quantized $ft GGUF: moec logits, int8 activations vs exact"
+        if "$PY" "$TMP/cmp.py" "$TMP/$m.$ft.q8.npy" "$TMP/$m.$ft.moec.npy" q8_0 > "$TMP/cmp.log" 2>&1; then
+            ok "$what: $(cat "$TMP/cmp.log")"
+        else ko "$what"; cat "$TMP/cmp.log"; fi
+        what="$m, llama.cpp-quantized $ft GGUF: llama.cpp vs moec logits on the same file (both int8 activations)"
         if "$ORACLE" logits "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.npy" > "$TMP/oracle.log" 2>&1 &&
-           "$PY" "$TMP/cmp.py" "$TMP/$m.$ft.moec.npy" "$TMP/$m.$ft.npy" q8_0 > "$TMP/cmp.log" 2>&1; then
+           "$PY" "$TMP/cmp.py" "$TMP/$m.$ft.q8.npy" "$TMP/$m.$ft.npy" q8_0 > "$TMP/cmp.log" 2>&1; then
             ok "$what: $(cat "$TMP/cmp.log")"
         else ko "$what"; cat "$TMP/oracle.log" "$TMP/cmp.log" 2>/dev/null; fi
     done

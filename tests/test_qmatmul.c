@@ -13,7 +13,8 @@
  * Exactness: a weight row holding every finite E4M3 code (subnormals and both signs), multiplied by one-hot inputs,
  * must give each weight bit-exactly in both regimes — this checks the half-precision decoding trick code by code.
  * Inputs spanning 2^-60 .. 1e35 check the E4M3 kernels' rescaling of X. Also: moec_qmat_row is exact; a call nested in a parallel loop equals a direct one; moec_qmat_release between
- * calls; moec_qmat_check rejects bad descriptors.
+ * calls; moec_qmat_check rejects bad descriptors. The block types' int8-activation path (MOEC_QACT_Q8): see
+ * test_q8_activations; every other check runs with exact products (MOEC_QACT_F32).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@
 #include "core/dtype.h"
 #include "core/threads.h"
 #include "io/ggml_quants.h"
+#include "io/ggml_unpack.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/gemm.h"
@@ -330,6 +332,120 @@ static void test_all_q8_codes(const char *isa) {
     free(w);
 }
 
+/* ---------------------------------------------------------------------------------------------------------------
+ * Int8 activations (MOEC_QACT_Q8) for the block types that have them. The oracle rounds X itself by the documented
+ * rule (per 32 values dx = max|x| / 127, y = nearest-even(x · (127 / max|x|))) and sums (a·q + c)·dx·y in double
+ * with the block's codes q and per-16 scale a / offset c (io/ggml_unpack.h, whose a·q + c equals ggml's decoding:
+ * test_gguf). Bound: (I + 4)·2⁻²³·Σ(|a·q| + |c|)·|dx·y| — the kernels sum a·q and c separately, each product and
+ * partial sum rounded once. Then, with no reimplementation at all: the result differs from the exact path's by at
+ * most Σ|w|·dx/2 (each input moves by at most half a step) plus both paths' rounding. */
+static const moec_qtype q8_types[] = {MOEC_QT_Q4_0, MOEC_QT_Q4_1, MOEC_QT_Q5_0, MOEC_QT_Q5_1,
+                                      MOEC_QT_Q4_K, MOEC_QT_Q5_K, MOEC_QT_Q6_K};
+
+static void q8_round(const float *x, int64_t I, double *xh, double *step) {
+    for (int64_t b = 0; b < I / 32; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
+        const float d = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < 32; i++) xh[32 * b + i] = (double)d * nearbyintf(x[32 * b + i] * inv);
+        step[b] = d;
+    }
+}
+
+/* Worst error / bound over T rows (NaN: a NaN output, a touched pad); *vs_exact: the worst distance to the exact
+ * path's result / its bound. */
+static double run_q8_case(const test_mat *t, int64_t T, int64_t xpad, double *vs_exact) {
+    const int64_t O = t->m.rows, I = t->m.cols, ldx = I + xpad, ldy = O + 2, B = moec_qtype_block(t->m.type);
+    const int64_t bb = moec_qtype_row_bytes(t->m.type, B);
+    float *X = malloc(sizeof(float) * (size_t)(T * ldx)), *Y = malloc(sizeof(float) * (size_t)(T * ldy)),
+          *E = malloc(sizeof(float) * (size_t)(T * ldy));
+    double *xh = malloc(sizeof(double) * (size_t)I), *step = malloc(sizeof(double) * (size_t)(I / 32)),
+           *aq = malloc(sizeof(double) * (size_t)(O * I)), *cc = malloc(sizeof(double) * (size_t)(O * I));
+    for (int64_t o = 0; o < O; o++)
+        for (int64_t b = 0; b < I / B; b++) {
+            uint8_t q[256];
+            float a[16], c[16];
+            moec_ggml_unpack((moec_ggml_type)moec_qtype_ggml(t->m.type),
+                             (const uint8_t *)t->m.data + o * moec_qtype_row_bytes(t->m.type, I) + b * bb, q, a, c);
+            for (int64_t i = 0; i < B; i++) {
+                aq[o * I + b * B + i] = (double)a[i / 16] * q[i];
+                cc[o * I + b * B + i] = c[i / 16];
+            }
+        }
+    for (int64_t k = 0; k < T * ldx; k++) {
+        X[k] = k % ldx < I ? frand() * (float)(1 + k / ldx % 3) : NAN;
+        if (k % ldx < I && (k / 32) % 9 == 4) X[k] = 0; /* whole zero blocks now and then (max|x| = 0) */
+    }
+    for (int64_t k = 0; k < T * ldy; k++) Y[k] = E[k] = k % ldy < O ? NAN : Y_SENTINEL;
+    moec_qmat_set_activations(MOEC_QACT_F32);
+    moec_qmat_matmul(E, ldy, X, ldx, T, &t->m);
+    moec_qmat_set_activations(MOEC_QACT_Q8);
+    moec_qmat_matmul(Y, ldy, X, ldx, T, &t->m);
+    double worst = 0;
+    *vs_exact = 0;
+    for (int64_t r = 0; r < T && !isnan(worst); r++) {
+        q8_round(X + r * ldx, I, xh, step);
+        for (int64_t o = O; o < ldy; o++)
+            if (Y[r * ldy + o] != Y_SENTINEL) worst = NAN;
+        for (int64_t o = 0; o < O && !isnan(worst); o++) {
+            double sum = 0, abs_sum = 0, half_steps = 0, exact_abs = 0;
+            for (int64_t i = 0; i < I; i++) {
+                const double w = t->ref[o * I + i];
+                sum += (aq[o * I + i] + cc[o * I + i]) * xh[i];
+                abs_sum += (fabs(aq[o * I + i]) + fabs(cc[o * I + i])) * fabs(xh[i]);
+                half_steps += fabs(w) * step[i / 32] / 2;
+                exact_abs += fabs(w * X[r * ldx + i]);
+            }
+            const double y = Y[r * ldy + o], err = fabs(y - sum), bound = (double)(I + 4) * 0x1p-23 * abs_sum;
+            if (isnan(y)) worst = NAN;
+            else if (err > 0) worst = fmax(worst, bound > 0 ? err / bound : INFINITY);
+            const double d = fabs(y - (double)E[r * ldy + o]),
+                         db = half_steps + bound + (double)(I + 4) * 0x1p-23 * exact_abs;
+            if (d > 0) *vs_exact = fmax(*vs_exact, db > 0 ? d / db : INFINITY);
+        }
+    }
+    free(X), free(Y), free(E), free(xh), free(step), free(aq), free(cc);
+    return worst;
+}
+
+static void test_q8_activations(const char *isa, int threads) {
+    static const int64_t q8_shapes[][2] = {{1, 256}, {7, 512}, {13, 768}, {33, 256}, {130, 1024}};
+    static const int64_t q8_Ts[] = {1, 2, 3, 4, 5, 8, 9, 16, 32};
+    for (size_t ti = 0; ti < sizeof q8_types / sizeof *q8_types; ti++)
+        for (size_t si = 0; si < sizeof q8_shapes / sizeof *q8_shapes; si++) {
+            test_mat t;
+            mat_make(&t, q8_types[ti], q8_shapes[si][0], q8_shapes[si][1]);
+            double worst = 0, worst_exact = 0;
+            for (size_t k = 0; k < sizeof q8_Ts / sizeof *q8_Ts && !isnan(worst); k++) {
+                double ve, w = run_q8_case(&t, q8_Ts[k], (int64_t)(k % 3) * 5, &ve);
+                worst = isnan(w) || w > worst ? w : worst;
+                worst_exact = fmax(worst_exact, ve);
+            }
+            check(!isnan(worst) && worst <= 1 && worst_exact <= 1,
+                  "%s %d thread(s) %-4s %4lld x %-4lld T=1..32, int8 activations: worst error %.3g of bound; distance "
+                  "to the exact path %.3g of bound", isa, threads, moec_qtype_name(q8_types[ti]),
+                  (long long)t.m.rows, (long long)t.m.cols, worst, worst_exact);
+            mat_free(&t);
+        }
+    /* An inf or NaN input makes its row's outputs NaN (as exact arithmetic would: inf·0 and NaN propagate). */
+    for (size_t ti = 0; ti < sizeof q8_types / sizeof *q8_types; ti++) {
+        test_mat t;
+        mat_make(&t, q8_types[ti], 9, 512);
+        float X[3 * 512], Y[3 * 9];
+        for (int i = 0; i < 3 * 512; i++) X[i] = frand();
+        X[512 + 300] = NAN;
+        X[1024 + 7] = INFINITY;
+        moec_qmat_set_activations(MOEC_QACT_Q8);
+        moec_qmat_matmul(Y, 9, X, 512, 3, &t.m);
+        int ok = 1;
+        for (int o = 0; o < 9; o++) ok &= isfinite(Y[o]) && isnan(Y[9 + o]) && isnan(Y[18 + o]);
+        check(ok, "%s %-4s int8 activations: a NaN or inf input gives NaN outputs in its row only", isa,
+              moec_qtype_name(q8_types[ti]));
+        mat_free(&t);
+    }
+    moec_qmat_set_activations(MOEC_QACT_F32);
+}
+
 static void test_row(void) {
     int bad = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
@@ -430,6 +546,35 @@ static void test_many(void) {
     }
 }
 
+/* Int8 activations through moec_qmat_matmul_many: a Q4_K and a Q6_K product of one X and a Q5_0 one of another
+ * (each quantises its X once, in the shared prepared buffer) equal single calls bit for bit. */
+static void test_many_q8(void) {
+    test_mat m[3];
+    mat_make(&m[0], MOEC_QT_Q4_K, 20, 512);
+    mat_make(&m[1], MOEC_QT_Q6_K, 12, 512);
+    mat_make(&m[2], MOEC_QT_Q5_0, 9, 96);
+    float X0[3 * 512], X1[3 * 96], Y[3][3 * 20], R[3][3 * 20];
+    for (int i = 0; i < 3 * 512; i++) X0[i] = frand();
+    for (int i = 0; i < 3 * 96; i++) X1[i] = frand();
+    const float *X[3] = {X0, X0, X1};
+    moec_qmat_set_activations(MOEC_QACT_Q8);
+    moec_qmat_op ops[3];
+    for (int k = 0; k < 3; k++) {
+        moec_qmat_matmul(R[k], m[k].m.rows, X[k], m[k].m.cols, 3, &m[k].m);
+        ops[k] = (moec_qmat_op){Y[k], m[k].m.rows, X[k], m[k].m.cols, 3, &m[k].m};
+    }
+    for (int threads = 1; threads <= 2; threads++) {
+        moec_threads_init(threads);
+        moec_qmat_matmul_many(ops, 3);
+        int same = 1;
+        for (int k = 0; k < 3; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(3 * m[k].m.rows));
+        check(same, "many, int8 activations: q4_k + q6_k on one X and q5_0 on another == single calls (%d thread(s))",
+              threads);
+    }
+    moec_qmat_set_activations(MOEC_QACT_F32);
+    for (int k = 0; k < 3; k++) mat_free(&m[k]);
+}
+
 static void test_check(void) {
     uint8_t q[4] = {0};
     float s = 1;
@@ -469,13 +614,17 @@ int main(void) {
         test_all_q8_codes(name);
         for (int threads = 1; threads <= 2; threads++) {
             moec_threads_init(threads);
+            moec_qmat_set_activations(MOEC_QACT_F32); /* exact: the bounds of test_products */
             test_products(name, threads);
+            if (isas[k] != MOEC_GEMM_ISA_SCALAR) test_q8_activations(name, threads);
         }
     }
     moec_qmat_set_isa(MOEC_GEMM_ISA_AUTO);
     moec_gemm_set_isa(MOEC_GEMM_ISA_AUTO);
+    moec_qmat_set_activations(MOEC_QACT_F32);
     test_nested_and_release();
     test_many();
+    test_many_q8();
     moec_threads_shutdown();
     moec_qmat_release();
     printf("%d passed, %d failed\n", passed, failed);

@@ -8,6 +8,7 @@
 
 #include "core/threads.h"
 #include "io/model_dir.h"
+#include "kernels/cpu/qmatmul.h"
 
 /* ------------------------------------------------------------------ flags */
 
@@ -76,6 +77,14 @@ int setup_threads(const flags *f) {
     if (get_int(f, "threads", 0, 1024, &n) < 0) return -1;
     moec_status st = moec_threads_init((int)n);
     return st == MOEC_OK ? 0 : fail(st);
+}
+
+int setup_activations(const flags *f) {
+    const char *a = get(f, "activations");
+    if (!a || !strcmp(a, "q8")) moec_qmat_set_activations(MOEC_QACT_Q8);
+    else if (!strcmp(a, "f32")) moec_qmat_set_activations(MOEC_QACT_F32);
+    else return usage_error("--activations must be q8 or f32", a);
+    return 0;
 }
 
 /* "i1 i2 i3" (spaces or commas) → ids. */

@@ -32,6 +32,9 @@ int get_int(const flags *f, const char *name, long long lo, long long hi, long l
 int get_float(const flags *f, const char *name, double lo, double hi, float *out);
 /* --threads N (0 = one per CPU): starts the thread pool. 0 on success. */
 int setup_threads(const flags *f);
+/* --activations q8|f32: how decode meets GGUF files' Q4_x / Q5_x / K-quant weights (moec_qmat_set_activations;
+ * q8, the default, rounds the inputs to int8 as llama.cpp does; f32 is exact). 0 on success. */
+int setup_activations(const flags *f);
 /* "i1 i2 i3" (spaces or commas) -> a fresh malloc'ed array. 0 on success. */
 int parse_ids(const char *s, int32_t **ids, int64_t *n);
 /* A model directory loaded into fp32 parameters for the training-mode forward. */

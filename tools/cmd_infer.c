@@ -124,9 +124,9 @@ int cmd_generate(int argc, char **argv) {
     static const char *const allowed[] = {"model", "prompt", "batch-file", "max-tokens", "temperature", "top-k",
                                           "top-p", "min-p", "repetition-penalty", "repetition-window", "seed", "stop",
                                           "batch", "prefill-block", "ctx", "threads", "tokenizer", "bos", "eos",
-                                          "stats", NULL};
+                                          "stats", "activations", NULL};
     flags f;
-    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f)) return 2;
+    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f)) return 2;
     const char *model = get(&f, "model"), *prompt = get(&f, "prompt"), *batch_file = get(&f, "batch-file");
     if (!model || (!prompt == !batch_file)) return usage_error("give --model and exactly one of --prompt / --batch-file", NULL);
     moec_generate_opts o = moec_generate_opts_default();
@@ -211,9 +211,9 @@ static moec_status score_chunk(moec_session *s, const int32_t *ids, int64_t n, i
 /* The inference engine's next-token logits at every position of one sequence (prefilled in one block), as an
  * [n, V] .npy — what a comparison with another engine on the same weights file needs. */
 int cmd_logits(int argc, char **argv) {
-    static const char *const allowed[] = {"model", "ids", "out", "threads", NULL};
+    static const char *const allowed[] = {"model", "ids", "out", "threads", "activations", NULL};
     flags f;
-    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f)) return 2;
+    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f)) return 2;
     const char *model = get(&f, "model"), *ids_s = get(&f, "ids"), *out = get(&f, "out");
     if (!model || !ids_s || !out) return usage_error("--model, --ids and --out are required", NULL);
     int32_t *ids;
@@ -242,9 +242,9 @@ int cmd_logits(int argc, char **argv) {
 
 int cmd_perplexity(int argc, char **argv) {
     static const char *const allowed[] = {"model", "data", "chunk", "split", "bos", "threads", "tokenizer",
-                                          "max-chunks", NULL};
+                                          "max-chunks", "activations", NULL};
     flags f;
-    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f)) return 2;
+    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f)) return 2;
     const char *model = get(&f, "model"), *data = get(&f, "data"), *split = get(&f, "split");
     if (!model || !data) return usage_error("--model and --data are required", NULL);
     if (split && strcmp(split, "blank-lines") && strcmp(split, "none"))

@@ -456,10 +456,12 @@ static void help(void) {
          "               [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--repetition-penalty R]\n"
          "               [--repetition-window N] [--seed S] [--stop STR]... [--batch B] [--prefill-block N]\n"
          "               [--ctx N] [--bos 0|1] [--eos 0|1] [--tokenizer FILE] [--threads T] [--stats 1]\n"
+         "               [--activations q8|f32]   (GGUF Q4_x/Q5_x/K-quant weights in decode: int8 inputs, or exact)\n"
          "               --batch-file: one prompt per line, one JSON line per finished prompt on stdout\n"
          "  moec perplexity --model DIR|FILE.gguf --data FILE.txt [--chunk 512] [--split blank-lines|none]\n"
          "               [--bos 0|1] [--max-chunks N]\n"
-         "  moec logits --model DIR|FILE.gguf --ids 1,2,3 --out FILE.npy   (inference engine, every position)\n"
+         "  moec logits --model DIR|FILE.gguf --ids 1,2,3 --out FILE.npy [--activations q8|f32]\n"
+         "               (the inference engine's logits at every position)\n"
          "  moec quantize --to fp8|bf16|f16 --model DIR --out DIR2\n"
          "  moec convert  --to gguf --type f32|f16|bf16|q8_0 --model DIR --out FILE.gguf [--allow-inexact 1]\n"
          "  moec convert  --to hf --model FILE.gguf --out DIR\n");

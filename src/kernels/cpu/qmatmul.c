@@ -100,6 +100,14 @@ int64_t moec_qmat_decode_max(moec_qtype t) {
     return t == MOEC_QT_F32 ? DECODE_MAX_F32 : t == MOEC_QT_F8E4M3 ? DECODE_MAX_F8 : DECODE_MAX_BF16;
 }
 
+static _Atomic int activations = MOEC_QACT_Q8;
+
+void moec_qmat_set_activations(moec_qact a) {
+    atomic_store_explicit(&activations, a == MOEC_QACT_F32 ? MOEC_QACT_F32 : MOEC_QACT_Q8, memory_order_relaxed);
+}
+
+moec_qact moec_qmat_activations(void) { return (moec_qact)atomic_load_explicit(&activations, memory_order_relaxed); }
+
 void moec_qmat_set_decode_max(moec_qtype t, int64_t n) {
     if ((unsigned)t < MOEC_QT_COUNT)
         atomic_store_explicit(&decode_max_override[t], n < 0 ? 0 : n + 1, memory_order_relaxed);
@@ -352,7 +360,7 @@ static void many_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         const int64_t a = (begin > g0 ? begin : g0) - g0, b = (end < g1 ? end : g1) - g0;
         const moec_qmat_op *op = &j->ops[i];
         const int64_t o1 = b * QMAT_DECODE_ROWS < op->W->rows ? b * QMAT_DECODE_ROWS : op->W->rows;
-        if (j->xs[i]) j->k->dot_prepared(op->W, a * QMAT_DECODE_ROWS, o1, j->xs[i], op->T, op->Y, op->ldy);
+        if (j->xs[i]) kernels_for(j->k, op->W)->dot_prepared(op->W, a * QMAT_DECODE_ROWS, o1, j->xs[i], op->T, op->Y, op->ldy);
         else kernels_for(j->k, op->W)->dot(op->W, a * QMAT_DECODE_ROWS, o1, op->X, op->ldx, op->T, op->Y, op->ldy);
     }
 }
@@ -378,7 +386,7 @@ static void many_prepare(many_job *j) {
     if (!buf) return; /* nothing wanted, or out of memory: each piece's dot prepares its own copy */
     for (int i = 0; i < j->n; i++) {
         if (at[i] >= 0) {
-            j->k->prepare(ops[i].W, ops[i].X, ops[i].ldx, ops[i].T, buf + at[i]);
+            kernels_for(j->k, ops[i].W)->prepare(ops[i].W, ops[i].X, ops[i].ldx, ops[i].T, buf + at[i]);
             j->xs[i] = buf + at[i];
         } else if (same[i] >= 0) {
             j->xs[i] = j->xs[same[i]];

@@ -7,12 +7,14 @@
  *     conversion and one FMA away (row_sums_avx2, used for Q2_K and Q3_K); Q4_0/Q4_1/Q5_0/Q5_1 and Q4_K/Q5_K/
  *     Q6_K, the common ones, take their codes straight from the packed bytes with shifts and masks, without the
  *     intermediate code array, and their sub-block scales 8 at a time. The weights
- *     serve up to 4 input rows at once. Measured (bench_infer, moe-1b quantised to Q4_K_M by llama.cpp, 2
- *     threads): decode 30-35 tok/s against llama.cpp's 59-69 on the same file, whose int8 dot products with the
- *     activations rounded to 8 bits cost fewer instructions than this exact fp32 arithmetic.
+ *     serve up to 4 input rows at once. This is the exact path (MOEC_QACT_F32); by default (MOEC_QACT_Q8) decode
+ *     takes the int8-activation kernels further down instead (all but Q2_K/Q3_K). Measured (bench_infer, moe-1b
+ *     quantised to Q4_K_M by llama.cpp, 2 threads, alternating with llama-bench): decode 30-35 tok/s exact, 55-70
+ *     with int8 activations, against llama.cpp's 56-69 on the same file.
  *   Scalar: each row decoded into fp32 in this thread's scratch (io/ggml_quants.c), then the scalar fp32 dot.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,16 +330,290 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
+ * AVX2, int8 activations (MOEC_QACT_Q8, qmatmul.h): the input rows are rounded once per call to int8 in blocks of
+ * 32 (x ≈ dx·y, dx = max|x| / 127, y = round(x / dx)), and each block of weight codes meets them in integer dot
+ * products: vpmaddubsw (unsigned codes × signed y, pairs summed in int16: at most 2·63·127, no saturation) and
+ * vpmaddwd (pairs summed in int32, Q6_K with its signed per-16 scales), then one conversion and one FMA by
+ * (weight scale)·dx per 32 values. The weights' offsets (Q4_1/Q5_1/Q4_K/Q5_K mins, the −8/−16/−32 of Q4_0/Q5_0/
+ * Q6_K) multiply dx·Σy, summed once in the rounding. About a third of the exact kernels' instructions per weight.
+ *
+ * Prepared row layout (q8_row_floats floats per input row, 64-byte aligned): int8 y[cols], then fp32 dx[cols/32],
+ * s32[cols/32] = dx·Σy per 32, s16[cols/16] = dx·Σy per 16. A block whose inputs hold an inf or NaN gets dx =
+ * s = NaN and y = 0, so that the products it feeds are NaN, as the exact path's would be. */
+
+static int64_t q8_row_floats(int64_t cols) { return (cols / 4 + cols / 16 + cols / 16 + 15) / 16 * 16; }
+
+typedef struct {
+    const int8_t *y;
+    const float *dx, *s32, *s16;
+} q8_row;
+
+static q8_row q8_row_at(const float *xs, int64_t cols, int64_t t) {
+    const float *p = xs + t * q8_row_floats(cols);
+    const float *dx = p + cols / 4;
+    return (q8_row){(const int8_t *)p, dx, dx + cols / 32, dx + cols / 16};
+}
+
+TARGET static void q8_quantize(const float *X, int64_t ldx, int64_t T, int64_t cols, float *xs) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), zero = _mm256_setzero_ps();
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t t = 0; t < T; t++) {
+        const float *x = X + t * ldx;
+        float *p = xs + t * q8_row_floats(cols);
+        int8_t *y = (int8_t *)p;
+        float *dx = p + cols / 4, *s32 = dx + cols / 32, *s16 = dx + cols / 16;
+        for (int64_t b = 0; b < cols / 32; b++) {
+            __m256 v[4], m = zero, bad = zero;
+            for (int k = 0; k < 4; k++) {
+                v[k] = _mm256_loadu_ps(x + 32 * b + 8 * k);
+                m = _mm256_max_ps(m, _mm256_and_ps(v[k], abs_mask));
+                const __m256 z = _mm256_mul_ps(v[k], zero); /* NaN exactly where x is inf or NaN */
+                bad = _mm256_or_ps(bad, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
+            }
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            const float amax = _mm_cvtss_f32(h);
+            if (_mm256_movemask_ps(bad)) {
+                memset(y + 32 * b, 0, 32);
+                dx[b] = s32[b] = s16[2 * b] = s16[2 * b + 1] = NAN;
+                continue;
+            }
+            const float d = amax / 127.0f;
+            const __m256 inv = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+            __m256i q[4];
+            for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], inv)); /* nearest, even ties */
+            const __m256i s_lo = _mm256_add_epi32(q[0], q[1]), s_hi = _mm256_add_epi32(q[2], q[3]);
+            int32_t lanes[16];
+            _mm256_storeu_si256((__m256i *)lanes, s_lo);
+            _mm256_storeu_si256((__m256i *)(lanes + 8), s_hi);
+            int32_t sum_lo = 0, sum_hi = 0;
+            for (int k = 0; k < 8; k++) sum_lo += lanes[k], sum_hi += lanes[8 + k];
+            const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(y + 32 * b), _mm256_permutevar8x32_epi32(packed, order));
+            dx[b] = d;
+            s32[b] = d * (float)(sum_lo + sum_hi);
+            s16[2 * b] = d * (float)sum_lo;
+            s16[2 * b + 1] = d * (float)sum_hi;
+        }
+    }
+}
+
+/* Σ over 32 values of code · y, 8 int32 lanes: q unsigned (< 64), y signed. */
+TARGET static inline __attribute__((always_inline)) __m256 q8_dot32(__m256i q, const int8_t *y) {
+    const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+/* 32 bytes of 4-bit codes: the low nibbles (lo) and the high ones (hi). */
+TARGET static inline __attribute__((always_inline)) void nibbles32(const uint8_t *p, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)p), m = _mm256_set1_epi8(15);
+    *lo = _mm256_and_si256(v, m);
+    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+}
+
+/* Bit s of each of 32 bytes, moved to bit `to` (shifts within 16-bit lanes; the mask drops what crossed a byte). */
+TARGET static inline __attribute__((always_inline)) __m256i bit_to(__m256i v, int s, int to) {
+    const __m256i one = _mm256_and_si256(_mm256_srli_epi16(v, s), _mm256_set1_epi8(1));
+    return _mm256_slli_epi16(one, to);
+}
+
+/* Q4_K / Q5_K (five): NT sums of one row. Per super-block: scales a = d·sc and offsets c = −dmin·min (k4_scales),
+ * a·dx per 32 values into fa, the offsets against s32 in one FMA. */
+TARGET static inline __attribute__((always_inline)) void q8_q45k(int NT, int five, const uint8_t *row, int64_t nb,
+                                                                 const q8_row *X, float *sums) {
+    __m256 acc[4][4], off[4];
+    const int alt = NT <= 2 ? 2 : 0;
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * (five ? 176 : 144), *qs = blk + (five ? 48 : 16);
+        float a[8], c[8], fa[4][8];
+        k4_scales(blk, a, c);
+        const __m256 va = _mm256_loadu_ps(a), vc = _mm256_loadu_ps(c);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            _mm256_storeu_ps(fa[t], _mm256_mul_ps(va, _mm256_loadu_ps(X[t].dx + 8 * b)));
+            off[t] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(X[t].s32 + 8 * b), off[t]);
+        }
+        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) { /* values 64k .. 64k + 31 (low nibbles), 64k + 32 .. 64k + 63 (high) */
+            __m256i lo, hi;
+            nibbles32(qs + 32 * k, &lo, &hi);
+            if (five) {
+                lo = _mm256_or_si256(lo, bit_to(qh, 2 * k, 4));
+                hi = _mm256_or_si256(hi, bit_to(qh, 2 * k + 1, 4));
+            }
+            const int e = (k & 1) * alt;
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const int8_t *y = X[t].y + 256 * b + 64 * k;
+                acc[t][e] = _mm256_fmadd_ps(q8_dot32(lo, y), _mm256_set1_ps(fa[t][2 * k]), acc[t][e]);
+                acc[t][e + 1] = _mm256_fmadd_ps(q8_dot32(hi, y + 32), _mm256_set1_ps(fa[t][2 * k + 1]), acc[t][e + 1]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
+}
+
+/* Q6_K: per 32 values (one activation block) codes q = ql nibble | 2 qh bits << 4 in 0..63, the two per-16 int8
+ * scales applied by vpmaddwd (low 128-bit lane: the first 16 values), then d·dx; the −32 offsets, c = −32·d·sc,
+ * against s16. */
+TARGET static inline __attribute__((always_inline)) void q8_q6k(int NT, const uint8_t *row, int64_t nb,
+                                                                const q8_row *X, float *sums) {
+    __m256 acc[4][4], off[4];
+    const int wide = NT <= 2;
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * 210;
+        const float d = half_f16c(blk + 208);
+        /* the 16 scales in both 128-bit lanes; chunk j (values 32j ..) takes scale 2j in its low lane and 2j + 1 in
+         * its high one, each byte placed in the top of an int16 and shifted down with its sign */
+        const __m256i sc = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 192)));
+        const __m256 cd = _mm256_set1_ps(-32.0f * d);
+        const __m256 c_lo = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 192))))),
+                     c_hi = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 200)))));
+        float fa[4][8];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            _mm256_storeu_ps(fa[t], _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(X[t].dx + 8 * b)));
+            off[t] = _mm256_fmadd_ps(c_lo, _mm256_loadu_ps(X[t].s16 + 16 * b), off[t]);
+            off[t] = _mm256_fmadd_ps(c_hi, _mm256_loadu_ps(X[t].s16 + 16 * b + 8), off[t]);
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i top = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
+            __m256i l0, h0, l1, h1; /* ql bytes 64h .. +31 and 64h + 32 .. +31 */
+            nibbles32(blk + 64 * h, &l0, &h0);
+            nibbles32(blk + 64 * h + 32, &l1, &h1);
+            const __m256i nib[4] = {l0, l1, h0, h1};
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) { /* values 128h + 32k .. + 31 */
+                const int j = 4 * h + k;
+                const __m256i q = _mm256_or_si256(
+                    nib[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 2 * k), _mm256_set1_epi8(3)), 4));
+                const __m256i pick = _mm256_setr_epi8(-1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j,
+                                                      -1, 2 * j, -1, 2 * j, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1,
+                                                      -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1,
+                                                      2 * j + 1);
+                const __m256i scv = _mm256_srai_epi16(_mm256_shuffle_epi8(sc, pick), 8);
+                const int e = wide ? k : k & 1;
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const __m256i p = _mm256_maddubs_epi16(
+                        q, _mm256_loadu_si256((const __m256i *)(X[t].y + 256 * b + 128 * h + 32 * k)));
+                    acc[t][e] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv)),
+                                                _mm256_set1_ps(fa[t][j]), acc[t][e]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
+}
+
+/* Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five): one 32-value block per activation block; the fifth bits of the
+ * 32-bit qh spread to bytes (byte j of the vector takes byte j / 8 of qh, masked by bit j % 8). The offsets,
+ * one per block (the min, or −8·d / −16·d), against s32 in a scalar sum. */
+TARGET static inline __attribute__((always_inline)) void q8_q32(int NT, int has_min, int five, const uint8_t *row,
+                                                                int64_t nb, const q8_row *X, float *sums) {
+    __m256 acc[4][2];
+    float off[4] = {0, 0, 0, 0};
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+    const int64_t bb = 18 + 2 * has_min + 4 * five;
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
+                                            3, 3, 3, 3, 3, 3, 3);
+    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * bb, *p = blk + (has_min ? 4 : 2);
+        const float d = half_f16c(blk);
+        const float c = has_min ? half_f16c(blk + 2) : (five ? -16.0f : -8.0f) * d;
+        const __m128i v = _mm_loadu_si128((const __m128i *)(p + (five ? 4 : 0))), m = _mm_set1_epi8(15);
+        __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+        if (five) {
+            uint32_t qh;
+            memcpy(&qh, p, 4);
+            const __m256i set = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bits);
+            q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(set, bits), _mm256_set1_epi8(16)));
+        }
+        const int e = (int)(b & 1);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            acc[t][e] = _mm256_fmadd_ps(q8_dot32(q, X[t].y + 32 * b), _mm256_set1_ps(d * X[t].dx[b]), acc[t][e]);
+            off[t] += c * X[t].s32[b];
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) + off[t];
+}
+
+TARGET static inline __attribute__((always_inline)) void q8_rows(moec_ggml_type g, int NT, const uint8_t *row,
+                                                                 int64_t cols, const q8_row *X, float *sums) {
+    switch (g) {
+    case MOEC_GGML_Q4_0: q8_q32(NT, 0, 0, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q4_1: q8_q32(NT, 1, 0, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q5_0: q8_q32(NT, 0, 1, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q4_K: q8_q45k(NT, 0, row, cols / 256, X, sums); break;
+    case MOEC_GGML_Q5_K: q8_q45k(NT, 1, row, cols / 256, X, sums); break;
+    default: q8_q6k(NT, row, cols / 256, X, sums); break;
+    }
+}
+
+TARGET static void q8_dot(const moec_qmat *W, int64_t o0, int64_t o1, const float *xs, int64_t T, float *Y,
+                          int64_t ldy) {
+    const moec_ggml_type g = (moec_ggml_type)moec_qtype_ggml(W->type);
+    for (int64_t o = o0; o < o1; o++) {
+        const uint8_t *row = row_at(W, o);
+        for (int64_t t0 = 0; t0 < T; t0 += 4) {
+            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
+            q8_row X[4];
+            for (int t = 0; t < nt; t++) X[t] = q8_row_at(xs, W->cols, t0 + t);
+            float sums[4];
+            switch (nt) { /* NT a constant in each: the accumulators stay in registers */
+            case 1: q8_rows(g, 1, row, W->cols, X, sums); break;
+            case 2: q8_rows(g, 2, row, W->cols, X, sums); break;
+            case 3: q8_rows(g, 3, row, W->cols, X, sums); break;
+            default: q8_rows(g, 4, row, W->cols, X, sums); break;
+            }
+            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
  * Dispatch: the fused AVX2 kernels whenever the active instruction set is AVX2 or AVX-512 (which includes it). */
 
 static int use_avx2(void) { return moec_qmat_kernels_active()->isa != MOEC_GEMM_ISA_SCALAR; }
 
+/* The int8-activation kernels apply: asked for (moec_qmat_set_activations), an AVX2 CPU, and a type they have. */
+static int use_q8(const moec_qmat *W) {
+    return moec_qmat_activations() == MOEC_QACT_Q8 && use_avx2() && W->type != MOEC_QT_Q2_K && W->type != MOEC_QT_Q3_K;
+}
+
+static int64_t prep_floats_blocks(const moec_qmat *W, int64_t T) {
+    return use_q8(W) ? T * q8_row_floats(W->cols) : 0;
+}
+
+static void prepare_blocks(const moec_qmat *W, const float *X, int64_t ldx, int64_t T, float *xs) {
+    q8_quantize(X, ldx, T, W->cols, xs);
+}
+
 static void dot_blocks(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T, float *Y,
                        int64_t ldy) {
-    if (use_avx2())
+    float *xs = use_q8(W) ? moec_qmat_scratch(1, (size_t)(T * q8_row_floats(W->cols))) : NULL;
+    if (xs) {
+        q8_quantize(X, ldx, T, W->cols, xs);
+        q8_dot(W, o0, o1, xs, T, Y, ldy);
+    } else if (use_avx2()) { /* exact (or out of memory for the int8 copy) */
         dot_avx2(W, o0, o1, X, ldx, T, Y, ldy);
-    else
+    } else {
         dot_decoded(W, o0, o1, X, ldx, T, Y, ldy);
+    }
 }
 
 static void dequant_blocks(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
@@ -353,5 +629,8 @@ const qmat_kernels moec_qmat_kernels_blocks = {
     .isa = MOEC_GEMM_ISA_AUTO,
     .name = "blocks",
     .dot = dot_blocks,
+    .prep_floats = prep_floats_blocks,
+    .prepare = prepare_blocks,
+    .dot_prepared = q8_dot,
     .dequant = dequant_blocks,
 };

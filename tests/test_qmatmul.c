@@ -105,7 +105,11 @@ static void mat_make(test_mat *t, moec_qtype type, int64_t rows, int64_t cols) {
         case MOEC_QT_F16:
             for (int64_t i = 0; i < cols; i++) ((uint16_t *)t->data)[o * cols + i] = moec_f32_to_f16(row[i]);
             break;
-        case MOEC_QT_Q8_0: moec_q8_0_quantize(row, cols, (uint8_t *)t->data + o * (cols / 32 * 34)); break;
+        case MOEC_QT_Q8_0: /* plus code −128, which ggml's quantiser never writes but a file may hold */
+            moec_q8_0_quantize(row, cols, (uint8_t *)t->data + o * (cols / 32 * 34));
+            for (int64_t b = 0; b < cols / 32 && o % 3 == 1; b++)
+                ((uint8_t *)t->data)[o * (cols / 32 * 34) + b * 34 + 2 + (o + b) % 32] = 0x80;
+            break;
         default: {
             const int64_t bb = moec_qtype_row_bytes(type, B);
             uint8_t *r = (uint8_t *)t->data + o * moec_qtype_row_bytes(type, cols);
@@ -600,6 +604,7 @@ static void test_check(void) {
 
 int main(void) {
     static const moec_gemm_isa isas[] = {MOEC_GEMM_ISA_SCALAR, MOEC_GEMM_ISA_AVX2, MOEC_GEMM_ISA_AVX512};
+    moec_qmat_set_activations(MOEC_QACT_F32); /* exact products, except in the int8-activation tests */
     test_check();
     test_row();
     for (size_t k = 0; k < sizeof isas / sizeof *isas; k++) {

@@ -343,22 +343,31 @@ static void test_all_q8_codes(const char *isa) {
  * test_gguf). Bound: (I + 4)·2⁻²³·Σ(|a·q| + |c|)·|dx·y| — the kernels sum a·q and c separately, each product and
  * partial sum rounded once. Then, with no reimplementation at all: the result differs from the exact path's by at
  * most Σ|w|·dx/2 (each input moves by at most half a step) plus both paths' rounding. */
-static const moec_qtype q8_types[] = {MOEC_QT_Q4_0, MOEC_QT_Q4_1, MOEC_QT_Q5_0, MOEC_QT_Q5_1,
-                                      MOEC_QT_Q4_K, MOEC_QT_Q5_K, MOEC_QT_Q6_K};
+static const moec_qtype q8_types[] = {MOEC_QT_Q4_0, MOEC_QT_Q4_1, MOEC_QT_Q5_0, MOEC_QT_Q5_1, MOEC_QT_Q2_K,
+                                      MOEC_QT_Q3_K, MOEC_QT_Q4_K, MOEC_QT_Q5_K, MOEC_QT_Q6_K};
 
-static void q8_round(const float *x, int64_t I, double *xh, double *step) {
+static void q8_round(const float *x0, int64_t I, double *xh, double *step) {
+    /* a row whose max |x| is below 2^-60 is first scaled by a power of two to a max in [0.5, 1) */
+    float rmax = 0, *x = malloc(sizeof(float) * (size_t)I);
+    for (int64_t i = 0; i < I; i++) rmax = fmaxf(rmax, fabsf(x0[i]));
+    int e = 0;
+    if (rmax > 0 && rmax < 0x1p-60f) (void)frexpf(rmax, &e);
+    for (int64_t i = 0; i < I; i++) x[i] = (float)ldexp(x0[i], -e);
     for (int64_t b = 0; b < I / 32; b++) {
         float amax = 0;
         for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
-        const float d = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
-        for (int i = 0; i < 32; i++) xh[32 * b + i] = (double)d * nearbyintf(x[32 * b + i] * inv);
-        step[b] = d;
+        /* (the documented rule; below 2^-60 x and max|x| are scaled by 2^64 first, so that 127 / max|x| is finite) */
+        const float d = amax / 127.0f, up = amax < 0x1p-60f ? 0x1p64f : 1.0f,
+                    inv = amax > 0 ? 127.0f / (amax * up) : 0.0f;
+        for (int i = 0; i < 32; i++) xh[32 * b + i] = ldexp((double)d * nearbyintf(x[32 * b + i] * up * inv), e);
+        step[b] = ldexp(d, e);
     }
+    free(x);
 }
 
 /* Worst error / bound over T rows (NaN: a NaN output, a touched pad); *vs_exact: the worst distance to the exact
  * path's result / its bound. */
-static double run_q8_case(const test_mat *t, int64_t T, int64_t xpad, double *vs_exact) {
+static double run_q8_case(const test_mat *t, int64_t T, int64_t xpad, int wide, double *vs_exact) {
     const int64_t O = t->m.rows, I = t->m.cols, ldx = I + xpad, ldy = O + 2, B = moec_qtype_block(t->m.type);
     const int64_t bb = moec_qtype_row_bytes(t->m.type, B);
     float *X = malloc(sizeof(float) * (size_t)(T * ldx)), *Y = malloc(sizeof(float) * (size_t)(T * ldy)),
@@ -379,6 +388,8 @@ static double run_q8_case(const test_mat *t, int64_t T, int64_t xpad, double *vs
     for (int64_t k = 0; k < T * ldx; k++) {
         X[k] = k % ldx < I ? frand() * (float)(1 + k / ldx % 3) : NAN;
         if (k % ldx < I && (k / 32) % 9 == 4) X[k] = 0; /* whole zero blocks now and then (max|x| = 0) */
+        if (wide && k % ldx < I) /* per row: from 2^-140 (subnormal) to 2^100 */
+            X[k] = ldexpf(X[k], (int)((k / ldx) * 240 / (T > 1 ? T - 1 : 1)) - 140);
     }
     for (int64_t k = 0; k < T * ldy; k++) Y[k] = E[k] = k % ldy < O ? NAN : Y_SENTINEL;
     moec_qmat_set_activations(MOEC_QACT_F32);
@@ -400,11 +411,14 @@ static double run_q8_case(const test_mat *t, int64_t T, int64_t xpad, double *vs
                 half_steps += fabs(w) * step[i / 32] / 2;
                 exact_abs += fabs(w * X[r * ldx + i]);
             }
-            const double y = Y[r * ldy + o], err = fabs(y - sum), bound = (double)(I + 4) * 0x1p-23 * abs_sum;
+            /* plus the absolute rounding of subnormal results (a row of 2^-140 inputs): the kernel's one final
+             * scaling, and the exact path's products */
+            const double y = Y[r * ldy + o], err = fabs(y - sum),
+                         bound = (double)(I + 4) * 0x1p-23 * abs_sum + 0x1p-148;
             if (isnan(y)) worst = NAN;
             else if (err > 0) worst = fmax(worst, bound > 0 ? err / bound : INFINITY);
             const double d = fabs(y - (double)E[r * ldy + o]),
-                         db = half_steps + bound + (double)(I + 4) * 0x1p-23 * exact_abs;
+                         db = half_steps + bound + (double)(I + 4) * (0x1p-23 * exact_abs + 0x1p-149);
             if (d > 0) *vs_exact = fmax(*vs_exact, db > 0 ? d / db : INFINITY);
         }
     }
@@ -421,7 +435,7 @@ static void test_q8_activations(const char *isa, int threads) {
             mat_make(&t, q8_types[ti], q8_shapes[si][0], q8_shapes[si][1]);
             double worst = 0, worst_exact = 0;
             for (size_t k = 0; k < sizeof q8_Ts / sizeof *q8_Ts && !isnan(worst); k++) {
-                double ve, w = run_q8_case(&t, q8_Ts[k], (int64_t)(k % 3) * 5, &ve);
+                double ve, w = run_q8_case(&t, q8_Ts[k], (int64_t)(k % 3) * 5, 0, &ve);
                 worst = isnan(w) || w > worst ? w : worst;
                 worst_exact = fmax(worst_exact, ve);
             }
@@ -431,6 +445,16 @@ static void test_q8_activations(const char *isa, int threads) {
                   (long long)t.m.rows, (long long)t.m.cols, worst, worst_exact);
             mat_free(&t);
         }
+    /* Rows of inputs from 2^-140 (subnormal) to 2^100 (the weights stay below ~50: no product overflows). */
+    for (size_t ti = 0; ti < sizeof q8_types / sizeof *q8_types; ti++) {
+        test_mat t;
+        mat_make(&t, q8_types[ti], 19, 512);
+        double ve, w = run_q8_case(&t, 9, 3, 1, &ve);
+        check(!isnan(w) && w <= 1 && ve <= 1, "%s %d thread(s) %-4s int8 activations, x from 2^-140 to 2^100: worst "
+              "error %.3g of bound; distance to the exact path %.3g of bound", isa, threads,
+              moec_qtype_name(q8_types[ti]), w, ve);
+        mat_free(&t);
+    }
     /* An inf or NaN input makes its row's outputs NaN (as exact arithmetic would: inf·0 and NaN propagate). */
     for (size_t ti = 0; ti < sizeof q8_types / sizeof *q8_types; ti++) {
         test_mat t;

@@ -121,13 +121,14 @@ int64_t moec_qmat_decode_max(moec_qtype t);
  * default. Not while a qmat call is in flight. */
 void moec_qmat_set_decode_max(moec_qtype t, int64_t n);
 
-/* How decode (T <= decode_max) meets ggml's block types Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K on an AVX2 CPU:
+/* How decode (T <= decode_max) meets ggml's block types Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K .. Q6_K on an AVX2 CPU:
  *   MOEC_QACT_Q8 (the default)  each 32 input values rounded to int8 with one fp32 scale (max|x| / 127), then
  *       integer dot products with the weight codes (qmatmul_blocks.c) — what llama.cpp does with these files (it
  *       rounds per 32 or per 256), at a third of the instructions of exact arithmetic; each input moves by at most
  *       half a step, max|x| / 254 of its block;
  *   MOEC_QACT_F32  the weights as ggml decodes them times the fp32 inputs, exact up to fp32 summation.
- * Prefill, Q2_K, Q3_K, the other types and scalar CPUs always compute exactly. Not while a qmat call is in flight. */
+ * Prefill, the other types (Q8_0 included: measured no faster with int8 at one row) and scalar CPUs always compute
+ * exactly. Not while a qmat call is in flight. */
 typedef enum { MOEC_QACT_Q8 = 0, MOEC_QACT_F32 = 1 } moec_qact;
 void moec_qmat_set_activations(moec_qact a);
 moec_qact moec_qmat_activations(void);

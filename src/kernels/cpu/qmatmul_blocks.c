@@ -8,7 +8,7 @@
  *     Q6_K, the common ones, take their codes straight from the packed bytes with shifts and masks, without the
  *     intermediate code array, and their sub-block scales 8 at a time. The weights
  *     serve up to 4 input rows at once. This is the exact path (MOEC_QACT_F32); by default (MOEC_QACT_Q8) decode
- *     takes the int8-activation kernels further down instead (all but Q2_K/Q3_K). Measured (bench_infer, moe-1b
+ *     takes the int8-activation kernels further down instead (every block type). Measured (bench_infer, moe-1b
  *     quantised to Q4_K_M by llama.cpp, 2 threads, alternating with llama-bench): decode 30-35 tok/s exact, 55-70
  *     with int8 activations, against llama.cpp's 56-69 on the same file.
  *   Scalar: each row decoded into fp32 in this thread's scratch (io/ggml_quants.c), then the scalar fp32 dot.
@@ -353,17 +353,34 @@ TARGET static inline __attribute__((always_inline)) void prefetch_block(const ui
         __builtin_prefetch(blk + Q8_PREFETCH_BYTES + off, 0, 3);
 }
 
-static int64_t q8_row_floats(int64_t cols) { return (cols / 4 + cols / 16 + cols / 16 + 15) / 16 * 16; }
+static int64_t q8_row_floats(int64_t cols) { return (cols / 4 + cols / 16 + cols / 16 + 1 + 15) / 16 * 16; }
 
 typedef struct {
     const int8_t *y;
     const float *dx, *s32, *s16;
+    float post; /* the row's sums times this: 2^-sx undoes a power-of-two scaling of a tiny row (else 1) */
 } q8_row;
 
 static q8_row q8_row_at(const float *xs, int64_t cols, int64_t t) {
     const float *p = xs + t * q8_row_floats(cols);
     const float *dx = p + cols / 4;
-    return (q8_row){(const int8_t *)p, dx, dx + cols / 32, dx + cols / 16};
+    return (q8_row){(const int8_t *)p, dx, dx + cols / 32, dx + cols / 16, dx[cols / 16 + cols / 16]};
+}
+
+/* A row whose largest |x| is below 2^-60 is scaled by 2^sx (max|x| into [0.5, 1)) before rounding, so that neither
+ * 127 / max|x| nor the products of scales underflow or overflow; the sums are multiplied by 2^-sx at the end. Both
+ * scalings are exact powers of two (applied as two factors: 2^sx may exceed FLT_MAX). */
+TARGET static int row_shift(const float *x, int64_t n) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_setzero_ps();
+    for (int64_t i = 0; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+    float lanes[8], amax = 0;
+    _mm256_storeu_ps(lanes, m);
+    for (int k = 0; k < 8; k++) amax = fmaxf(amax, lanes[k]);
+    if (!(amax > 0) || amax >= 0x1p-60f) return 0; /* (NaN lanes: max_ps keeps the other operand) */
+    int e;
+    (void)frexpf(amax, &e); /* amax in [2^(e-1), 2^e) */
+    return -e;
 }
 
 TARGET static void q8_quantize(const float *X, int64_t ldx, int64_t T, int64_t cols, float *xs) {
@@ -374,10 +391,13 @@ TARGET static void q8_quantize(const float *X, int64_t ldx, int64_t T, int64_t c
         float *p = xs + t * q8_row_floats(cols);
         int8_t *y = (int8_t *)p;
         float *dx = p + cols / 4, *s32 = dx + cols / 32, *s16 = dx + cols / 16;
+        const int sx = row_shift(x, cols);
+        const __m256 f1 = _mm256_set1_ps(ldexpf(1.0f, sx > 64 ? 64 : sx)), f2 = _mm256_set1_ps(ldexpf(1.0f, sx > 64 ? sx - 64 : 0));
+        dx[cols / 16 + cols / 16] = ldexpf(1.0f, -sx);
         for (int64_t b = 0; b < cols / 32; b++) {
             __m256 v[4], m = zero, bad = zero;
             for (int k = 0; k < 4; k++) {
-                v[k] = _mm256_loadu_ps(x + 32 * b + 8 * k);
+                v[k] = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * b + 8 * k), f1), f2);
                 m = _mm256_max_ps(m, _mm256_and_ps(v[k], abs_mask));
                 const __m256 z = _mm256_mul_ps(v[k], zero); /* NaN exactly where x is inf or NaN */
                 bad = _mm256_or_ps(bad, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
@@ -392,9 +412,13 @@ TARGET static void q8_quantize(const float *X, int64_t ldx, int64_t T, int64_t c
                 continue;
             }
             const float d = amax / 127.0f;
-            const __m256 inv = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+            /* Below 2^-60, 127 / max|x| could overflow: x and max|x| are scaled by 2^64 first (exact, and the same
+             * rounding as the unscaled product wherever that is representable). */
+            const float up = amax < 0x1p-60f ? 0x1p64f : 1.0f;
+            const __m256 inv = _mm256_set1_ps(amax > 0 ? 127.0f / (amax * up) : 0.0f);
             __m256i q[4];
-            for (int k = 0; k < 4; k++) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], inv)); /* nearest, even ties */
+            for (int k = 0; k < 4; k++) /* nearest, even ties */
+                q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(up)), inv));
             const __m256i s_lo = _mm256_add_epi32(q[0], q[1]), s_hi = _mm256_add_epi32(q[2], q[3]);
             int32_t lanes[16];
             _mm256_storeu_si256((__m256i *)lanes, s_lo);
@@ -529,6 +553,77 @@ TARGET static inline __attribute__((always_inline)) void q8_q6k(int NT, const ui
     for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
 }
 
+/* Q2_K (three = 0) and Q3_K (three = 1): 2- and 3-bit codes, 16 groups of 16 values with small integer scales,
+ * like Q6_K: per 32 values (one activation block) the codes of chunk j = 4h + s are bits 2s, 2s + 1 of qs[32h ..]
+ * (Q3_K: and bit 4h + s of hmask as the third); the two groups' scales (Q2_K: the low nibbles, 0..15; Q3_K: the
+ * 6-bit scales − 32) apply by vpmaddwd, then d·dx. Offsets against s16: Q2_K −dmin·(high nibble), Q3_K −4·d·scale. */
+TARGET static inline __attribute__((always_inline)) void q8_q23k(int NT, int three, const uint8_t *row, int64_t nb,
+                                                                 const q8_row *X, float *sums) {
+    __m256 acc[4][4], off[4];
+    const int wide = NT <= 2;
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
+    const int64_t bb = three ? 110 : 84;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = row + b * bb, *qs = blk + (three ? 32 : 16);
+        prefetch_block(blk, bb);
+        int8_t sc[16] __attribute__((aligned(16)));
+        float d, offd;
+        if (three) {
+            const uint8_t *sp = blk + 96;
+            for (int g = 0; g < 16; g++)
+                sc[g] = (int8_t)(((g < 8 ? sp[g] & 15 : sp[g - 8] >> 4) | ((sp[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) -
+                                 32);
+            d = half_f16c(blk + 108);
+            offd = -4.0f * d;
+        } else {
+            for (int g = 0; g < 16; g++) sc[g] = (int8_t)(blk[g] & 15);
+            d = half_f16c(blk + 80);
+            offd = -half_f16c(blk + 82);
+        }
+        /* offsets per group: Q3_K −4·d·scale, Q2_K −dmin·min */
+        __m128i ob = three ? _mm_load_si128((const __m128i *)sc)
+                           : _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128((const __m128i *)blk), 4), _mm_set1_epi8(15));
+        const __m256 od = _mm256_set1_ps(offd);
+        const __m256 c_lo = _mm256_mul_ps(od, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ob))),
+                     c_hi = _mm256_mul_ps(od, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ob, 8))));
+        const __m256i scb = _mm256_broadcastsi128_si256(_mm_load_si128((const __m128i *)sc));
+        float fa[4][8];
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            _mm256_storeu_ps(fa[t], _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(X[t].dx + 8 * b)));
+            off[t] = _mm256_fmadd_ps(c_lo, _mm256_loadu_ps(X[t].s16 + 16 * b), off[t]);
+            off[t] = _mm256_fmadd_ps(c_hi, _mm256_loadu_ps(X[t].s16 + 16 * b + 8), off[t]);
+        }
+        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const int j = 4 * h + k;
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * k), _mm256_set1_epi8(3));
+                if (three) q = _mm256_or_si256(q, bit_to(hm, j, 2));
+                const __m256i pick = _mm256_setr_epi8(-1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j,
+                                                      -1, 2 * j, -1, 2 * j, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1,
+                                                      -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1,
+                                                      2 * j + 1);
+                const __m256i scv = _mm256_srai_epi16(_mm256_shuffle_epi8(scb, pick), 8);
+                const int e = wide ? k : k & 1;
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const __m256i p = _mm256_maddubs_epi16(
+                        q, _mm256_loadu_si256((const __m256i *)(X[t].y + 256 * b + 32 * j)));
+                    acc[t][e] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv)),
+                                                _mm256_set1_ps(fa[t][j]), acc[t][e]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
+}
+
 /* Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five): one 32-value block per activation block; the fifth bits of the
  * 32-bit qh spread to bytes (byte j of the vector takes byte j / 8 of qh, masked by bit j % 8). The offsets,
  * one per block (the min, or −8·d / −16·d), against s32 in a scalar sum. */
@@ -575,6 +670,8 @@ TARGET static inline __attribute__((always_inline)) void q8_rows(moec_ggml_type 
     case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, row, cols / 32, X, sums); break;
     case MOEC_GGML_Q4_K: q8_q45k(NT, 0, row, cols / 256, X, sums); break;
     case MOEC_GGML_Q5_K: q8_q45k(NT, 1, row, cols / 256, X, sums); break;
+    case MOEC_GGML_Q2_K: q8_q23k(NT, 0, row, cols / 256, X, sums); break;
+    case MOEC_GGML_Q3_K: q8_q23k(NT, 1, row, cols / 256, X, sums); break;
     default: q8_q6k(NT, row, cols / 256, X, sums); break;
     }
 }
@@ -602,7 +699,7 @@ TARGET static void q8_dot(const moec_qmat *W, int64_t o0, int64_t o1, const floa
             case 3: q8_rows(g, 3, row, W->cols, X, sums); break;
             default: q8_rows(g, 4, row, W->cols, X, sums); break;
             }
-            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t];
+            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t] * X[t].post;
         }
     }
 }
@@ -612,10 +709,8 @@ TARGET static void q8_dot(const moec_qmat *W, int64_t o0, int64_t o1, const floa
 
 static int use_avx2(void) { return moec_qmat_kernels_active()->isa != MOEC_GEMM_ISA_SCALAR; }
 
-/* The int8-activation kernels apply: asked for (moec_qmat_set_activations), an AVX2 CPU, and a type they have. */
-static int use_q8(const moec_qmat *W) {
-    return moec_qmat_activations() == MOEC_QACT_Q8 && use_avx2() && W->type != MOEC_QT_Q2_K && W->type != MOEC_QT_Q3_K;
-}
+/* The int8-activation kernels apply: asked for (moec_qmat_set_activations) and an AVX2 CPU. */
+static int use_q8(const moec_qmat *W) { return moec_qmat_activations() == MOEC_QACT_Q8 && use_avx2(); }
 
 static int64_t prep_floats_blocks(const moec_qmat *W, int64_t T) {
     return use_q8(W) ? T * q8_row_floats(W->cols) : 0;

@@ -173,11 +173,13 @@ int cmd_generate(int argc, char **argv) {
     get_int(&f, "stats", 0, 1, &want_stats);
     if (st == MOEC_OK && want_stats)
         fprintf(stderr, "moec: %lld prompt + %lld generated tokens in %.2f s; prefill %.1f tok/s, decode %.1f tok/s; "
-                "peak RSS %ld MB; weights %.1f MB, %.1f MB of them used in place; kernels %s\n",
+                "peak RSS %ld MB; weights %.1f MB, %.1f MB of them used in place; kernels %s (GGUF block types: %s "
+                "activations)\n",
                 (long long)gs.prompt_tokens, (long long)gs.generated_tokens, gs.seconds,
                 gs.prefill_seconds > 0 ? gs.prompt_tokens / gs.prefill_seconds : 0.0,
                 gs.decode_seconds > 0 ? gs.decode_step_tokens / gs.decode_seconds : 0.0, peak_rss_mb(),
-                L.im.weight_bytes / 1048576.0, L.im.mapped_bytes / 1048576.0, moec_qmat_isa_name());
+                L.im.weight_bytes / 1048576.0, L.im.mapped_bytes / 1048576.0, moec_qmat_isa_name(),
+                moec_qmat_activations() == MOEC_QACT_Q8 ? "int8" : "fp32");
     unload(&L);
     free(file_text);
     free(prompts);

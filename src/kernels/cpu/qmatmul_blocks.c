@@ -495,6 +495,16 @@ TARGET static inline __attribute__((always_inline)) void q8_q45k(int NT, int fiv
     for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
 }
 
+/* The int16 scales of 32-value chunk j for vpmaddwd, from the 16 int8 group scales held in both 128-bit lanes of
+ * sc: group 2j's in the low lane (the chunk's first 16 values), 2j + 1's in the high one — each byte shuffled into
+ * the top of an int16 and shifted down with its sign. */
+TARGET static inline __attribute__((always_inline)) __m256i chunk_scales(__m256i sc, int j) {
+    const char a = (char)(2 * j), b = (char)(2 * j + 1);
+    const __m256i pick = _mm256_setr_epi8(-1, a, -1, a, -1, a, -1, a, -1, a, -1, a, -1, a, -1, a, -1, b, -1, b, -1, b,
+                                          -1, b, -1, b, -1, b, -1, b, -1, b);
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(sc, pick), 8);
+}
+
 /* Q6_K: per 32 values (one activation block) codes q = ql nibble | 2 qh bits << 4 in 0..63, the two per-16 int8
  * scales applied by vpmaddwd (low 128-bit lane: the first 16 values), then d·dx; the −32 offsets, c = −32·d·sc,
  * against s16. */
@@ -533,11 +543,7 @@ TARGET static inline __attribute__((always_inline)) void q8_q6k(int NT, const ui
                 const int j = 4 * h + k;
                 const __m256i q = _mm256_or_si256(
                     nib[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 2 * k), _mm256_set1_epi8(3)), 4));
-                const __m256i pick = _mm256_setr_epi8(-1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j,
-                                                      -1, 2 * j, -1, 2 * j, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1,
-                                                      -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1,
-                                                      2 * j + 1);
-                const __m256i scv = _mm256_srai_epi16(_mm256_shuffle_epi8(sc, pick), 8);
+                const __m256i scv = chunk_scales(sc, j);
                 const int e = wide ? k : k & 1;
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {
@@ -604,11 +610,7 @@ TARGET static inline __attribute__((always_inline)) void q8_q23k(int NT, int thr
                 const int j = 4 * h + k;
                 __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * k), _mm256_set1_epi8(3));
                 if (three) q = _mm256_or_si256(q, bit_to(hm, j, 2));
-                const __m256i pick = _mm256_setr_epi8(-1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j, -1, 2 * j,
-                                                      -1, 2 * j, -1, 2 * j, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1,
-                                                      -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1, 2 * j + 1, -1,
-                                                      2 * j + 1);
-                const __m256i scv = _mm256_srai_epi16(_mm256_shuffle_epi8(scb, pick), 8);
+                const __m256i scv = chunk_scales(scb, j);
                 const int e = wide ? k : k & 1;
 #pragma GCC unroll 4
                 for (int t = 0; t < NT; t++) {

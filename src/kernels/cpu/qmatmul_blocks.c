@@ -339,8 +339,9 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
  * Q6_K) multiply dx·Σy, summed once in the rounding. About a third of the exact kernels' instructions per weight.
  *
  * Prepared row layout (q8_row_floats floats per input row, 64-byte aligned): int8 y[cols], then fp32 dx[cols/32],
- * s32[cols/32] = dx·Σy per 32, s16[cols/16] = dx·Σy per 16. A block whose inputs hold an inf or NaN gets dx =
- * s = NaN and y = 0, so that the products it feeds are NaN, as the exact path's would be. */
+ * s32[cols/32] = dx·Σy per 32, s16[cols/16] = dx·Σy per 16, and the row's post factor (row_shift). A block whose
+ * inputs hold an inf or NaN gets dx = s = NaN and y = 0, so that the products it feeds are NaN, as the exact path's
+ * would be. */
 
 /* Software prefetch this far ahead of the block being read: the hardware prefetchers stop at each 4 KB page and
  * restart only after a few misses (as in qmatmul_avx2.c, where removing it cost 25 % of the decode rate). One
@@ -377,7 +378,7 @@ TARGET static int row_shift(const float *x, int64_t n) {
     float lanes[8], amax = 0;
     _mm256_storeu_ps(lanes, m);
     for (int k = 0; k < 8; k++) amax = fmaxf(amax, lanes[k]);
-    if (!(amax > 0) || amax >= 0x1p-60f) return 0; /* (NaN lanes: max_ps keeps the other operand) */
+    if (!(amax > 0) || amax >= 0x1p-60f) return 0; /* (a NaN lane: fmaxf skips it; its block turns NaN anyway) */
     int e;
     (void)frexpf(amax, &e); /* amax in [2^(e-1), 2^e) */
     return -e;
@@ -392,7 +393,8 @@ TARGET static void q8_quantize(const float *X, int64_t ldx, int64_t T, int64_t c
         int8_t *y = (int8_t *)p;
         float *dx = p + cols / 4, *s32 = dx + cols / 32, *s16 = dx + cols / 16;
         const int sx = row_shift(x, cols);
-        const __m256 f1 = _mm256_set1_ps(ldexpf(1.0f, sx > 64 ? 64 : sx)), f2 = _mm256_set1_ps(ldexpf(1.0f, sx > 64 ? sx - 64 : 0));
+        const __m256 f1 = _mm256_set1_ps(ldexpf(1.0f, sx > 64 ? 64 : sx)),
+                     f2 = _mm256_set1_ps(ldexpf(1.0f, sx > 64 ? sx - 64 : 0));
         dx[cols / 16 + cols / 16] = ldexpf(1.0f, -sx);
         for (int64_t b = 0; b < cols / 32; b++) {
             __m256 v[4], m = zero, bad = zero;
@@ -520,10 +522,11 @@ TARGET static inline __attribute__((always_inline)) void q8_q6k(int NT, const ui
         const float d = half_f16c(blk + 208);
         /* the 16 scales in both 128-bit lanes; chunk j (values 32j ..) takes scale 2j in its low lane and 2j + 1 in
          * its high one, each byte placed in the top of an int16 and shifted down with its sign */
-        const __m256i sc = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(blk + 192)));
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
+        const __m256i sc = _mm256_broadcastsi128_si256(sc8);
         const __m256 cd = _mm256_set1_ps(-32.0f * d);
-        const __m256 c_lo = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 192))))),
-                     c_hi = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(blk + 200)))));
+        const __m256 c_lo = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
+                     c_hi = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))));
         float fa[4][8];
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {

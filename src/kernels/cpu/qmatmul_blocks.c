@@ -507,80 +507,33 @@ TARGET static inline __attribute__((always_inline)) __m256i chunk_scales(__m256i
     return _mm256_srai_epi16(_mm256_shuffle_epi8(sc, pick), 8);
 }
 
-/* Q6_K: per 32 values (one activation block) codes q = ql nibble | 2 qh bits << 4 in 0..63, the two per-16 int8
- * scales applied by vpmaddwd (low 128-bit lane: the first 16 values), then d·dx; the −32 offsets, c = −32·d·sc,
- * against s16. */
-TARGET static inline __attribute__((always_inline)) void q8_q6k(int NT, const uint8_t *row, int64_t nb,
-                                                                const q8_row *X, float *sums) {
+/* Q2_K, Q3_K and Q6_K: 16 groups of 16 values, each with a small integer scale. Per 32 values (one activation
+ * block, chunk j = 4h + k) the codes are
+ *   Q6_K  a nibble of ql (bytes 64h + 32(k & 1) .., low nibbles for k < 2) | bits 2k, 2k + 1 of qh[32h ..] << 4;
+ *   Q2_K  bits 2k, 2k + 1 of qs[32h ..];            Q3_K  the same | bit j of hmask << 2;
+ * the chunk's two group scales (Q6_K: int8; Q2_K: the low nibbles; Q3_K: the 6-bit scales − 32) apply by vpmaddwd,
+ * then d·dx. The offsets, c = offd·ob per group (Q6_K −32·d·scale, Q3_K −4·d·scale, Q2_K −dmin·min), against s16. */
+TARGET static inline __attribute__((always_inline)) void q8_k16(int NT, moec_ggml_type g, const uint8_t *row,
+                                                                int64_t nb, const q8_row *X, float *sums) {
+    const int six = g == MOEC_GGML_Q6_K, three = g == MOEC_GGML_Q3_K;
+    const int64_t bb = six ? 210 : three ? 110 : 84;
     __m256 acc[4][4], off[4];
     const int wide = NT <= 2;
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
+    const __m128i m15 = _mm_set1_epi8(15);
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * 210;
-        prefetch_block(blk, 210);
-        const float d = half_f16c(blk + 208);
-        /* the 16 scales in both 128-bit lanes; chunk j (values 32j ..) takes scale 2j in its low lane and 2j + 1 in
-         * its high one, each byte placed in the top of an int16 and shifted down with its sign */
-        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(blk + 192));
-        const __m256i sc = _mm256_broadcastsi128_si256(sc8);
-        const __m256 cd = _mm256_set1_ps(-32.0f * d);
-        const __m256 c_lo = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc8))),
-                     c_hi = _mm256_mul_ps(cd, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc8, 8))));
-        float fa[4][8];
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            _mm256_storeu_ps(fa[t], _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(X[t].dx + 8 * b)));
-            off[t] = _mm256_fmadd_ps(c_lo, _mm256_loadu_ps(X[t].s16 + 16 * b), off[t]);
-            off[t] = _mm256_fmadd_ps(c_hi, _mm256_loadu_ps(X[t].s16 + 16 * b + 8), off[t]);
-        }
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            const __m256i top = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h));
-            __m256i l0, h0, l1, h1; /* ql bytes 64h .. +31 and 64h + 32 .. +31 */
-            nibbles32(blk + 64 * h, &l0, &h0);
-            nibbles32(blk + 64 * h + 32, &l1, &h1);
-            const __m256i nib[4] = {l0, l1, h0, h1};
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) { /* values 128h + 32k .. + 31 */
-                const int j = 4 * h + k;
-                const __m256i q = _mm256_or_si256(
-                    nib[k], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(top, 2 * k), _mm256_set1_epi8(3)), 4));
-                const __m256i scv = chunk_scales(sc, j);
-                const int e = wide ? k : k & 1;
-#pragma GCC unroll 4
-                for (int t = 0; t < NT; t++) {
-                    const __m256i p = _mm256_maddubs_epi16(
-                        q, _mm256_loadu_si256((const __m256i *)(X[t].y + 256 * b + 128 * h + 32 * k)));
-                    acc[t][e] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv)),
-                                                _mm256_set1_ps(fa[t][j]), acc[t][e]);
-                }
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
-}
-
-/* Q2_K (three = 0) and Q3_K (three = 1): 2- and 3-bit codes, 16 groups of 16 values with small integer scales,
- * like Q6_K: per 32 values (one activation block) the codes of chunk j = 4h + s are bits 2s, 2s + 1 of qs[32h ..]
- * (Q3_K: and bit 4h + s of hmask as the third); the two groups' scales (Q2_K: the low nibbles, 0..15; Q3_K: the
- * 6-bit scales − 32) apply by vpmaddwd, then d·dx. Offsets against s16: Q2_K −dmin·(high nibble), Q3_K −4·d·scale. */
-TARGET static inline __attribute__((always_inline)) void q8_q23k(int NT, int three, const uint8_t *row, int64_t nb,
-                                                                 const q8_row *X, float *sums) {
-    __m256 acc[4][4], off[4];
-    const int wide = NT <= 2;
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
-    const int64_t bb = three ? 110 : 84;
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * bb, *qs = blk + (three ? 32 : 16);
+        const uint8_t *blk = row + b * bb;
         prefetch_block(blk, bb);
-        /* the 16 group scales as int8, 16 lanes at once (a scalar loop was most of the kernel's time) */
-        const __m128i m15 = _mm_set1_epi8(15);
-        __m128i sc, ob; /* scales; the offsets' integer factors */
+        /* the 16 group scales as int8 (sc) and the offsets' integer factors (ob), 16 lanes at once (a scalar loop
+         * was most of the Q3_K kernel's time) */
+        __m128i sc, ob;
         float d, offd;
-        if (three) { /* low 4 bits: sp[0..7] low nibbles, then high nibbles; top 2: bits 2(g/4) of sp[8 + g % 4] */
+        if (six) {
+            sc = ob = _mm_loadu_si128((const __m128i *)(blk + 192));
+            d = half_f16c(blk + 208);
+            offd = -32.0f * d;
+        } else if (three) { /* low 4 bits: sp[0..7] low nibbles, then high nibbles; top 2: bits 2(g/4) of sp[8 + g % 4] */
             const uint8_t *sp = blk + 96;
             uint32_t top;
             memcpy(&top, sp + 8, 4);
@@ -598,7 +551,6 @@ TARGET static inline __attribute__((always_inline)) void q8_q23k(int NT, int thr
             d = half_f16c(blk + 80);
             offd = -half_f16c(blk + 82);
         }
-        /* offsets per group: Q3_K −4·d·scale, Q2_K −dmin·min */
         const __m256 od = _mm256_set1_ps(offd);
         const __m256 c_lo = _mm256_mul_ps(od, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ob))),
                      c_hi = _mm256_mul_ps(od, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ob, 8))));
@@ -613,11 +565,18 @@ TARGET static inline __attribute__((always_inline)) void q8_q23k(int NT, int thr
         const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            /* Q6_K: qh bytes and the four nibble vectors of ql; Q2_K / Q3_K: qs bytes */
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(blk + (six ? 128 : three ? 32 : 16) + 32 * h));
+            __m256i nib[4];
+            if (six) {
+                nibbles32(blk + 64 * h, &nib[0], &nib[2]);
+                nibbles32(blk + 64 * h + 32, &nib[1], &nib[3]);
+            }
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
                 const int j = 4 * h + k;
-                __m256i q = _mm256_and_si256(_mm256_srli_epi16(v, 2 * k), _mm256_set1_epi8(3));
+                const __m256i two = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), _mm256_set1_epi8(3));
+                __m256i q = six ? _mm256_or_si256(nib[k], _mm256_slli_epi16(two, 4)) : two;
                 if (three) q = _mm256_or_si256(q, bit_to(hm, j, 2));
                 const __m256i scv = chunk_scales(scb, j);
                 const int e = wide ? k : k & 1;
@@ -681,9 +640,10 @@ TARGET static inline __attribute__((always_inline)) void q8_rows(moec_ggml_type 
     case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, row, cols / 32, X, sums); break;
     case MOEC_GGML_Q4_K: q8_q45k(NT, 0, row, cols / 256, X, sums); break;
     case MOEC_GGML_Q5_K: q8_q45k(NT, 1, row, cols / 256, X, sums); break;
-    case MOEC_GGML_Q2_K: q8_q23k(NT, 0, row, cols / 256, X, sums); break;
-    case MOEC_GGML_Q3_K: q8_q23k(NT, 1, row, cols / 256, X, sums); break;
-    default: q8_q6k(NT, row, cols / 256, X, sums); break;
+    /* the type a constant in each instantiation, as NT is */
+    case MOEC_GGML_Q2_K: q8_k16(NT, MOEC_GGML_Q2_K, row, cols / 256, X, sums); break;
+    case MOEC_GGML_Q3_K: q8_k16(NT, MOEC_GGML_Q3_K, row, cols / 256, X, sums); break;
+    default: q8_k16(NT, MOEC_GGML_Q6_K, row, cols / 256, X, sums); break;
     }
 }
 

@@ -459,7 +459,7 @@ static void help(void) {
          "               [--activations q8|f32]   (GGUF Q4_x/Q5_x/K-quant weights in decode: int8 inputs, or exact)\n"
          "               --batch-file: one prompt per line, one JSON line per finished prompt on stdout\n"
          "  moec perplexity --model DIR|FILE.gguf --data FILE.txt [--chunk 512] [--split blank-lines|none]\n"
-         "               [--bos 0|1] [--max-chunks N]\n"
+         "               [--bos 0|1] [--max-chunks N] [--activations q8|f32]\n"
          "  moec logits --model DIR|FILE.gguf --ids 1,2,3 --out FILE.npy [--activations q8|f32]\n"
          "               (the inference engine's logits at every position)\n"
          "  moec quantize --to fp8|bf16|f16 --model DIR --out DIR2\n"

@@ -360,8 +360,9 @@ static void many_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
         const int64_t a = (begin > g0 ? begin : g0) - g0, b = (end < g1 ? end : g1) - g0;
         const moec_qmat_op *op = &j->ops[i];
         const int64_t o1 = b * QMAT_DECODE_ROWS < op->W->rows ? b * QMAT_DECODE_ROWS : op->W->rows;
-        if (j->xs[i]) kernels_for(j->k, op->W)->dot_prepared(op->W, a * QMAT_DECODE_ROWS, o1, j->xs[i], op->T, op->Y, op->ldy);
-        else kernels_for(j->k, op->W)->dot(op->W, a * QMAT_DECODE_ROWS, o1, op->X, op->ldx, op->T, op->Y, op->ldy);
+        const qmat_kernels *k = kernels_for(j->k, op->W);
+        if (j->xs[i]) k->dot_prepared(op->W, a * QMAT_DECODE_ROWS, o1, j->xs[i], op->T, op->Y, op->ldy);
+        else k->dot(op->W, a * QMAT_DECODE_ROWS, o1, op->X, op->ldx, op->T, op->Y, op->ldy);
     }
 }
 

@@ -10,6 +10,7 @@
  * weights are mapped, so RSS counts the pages actually touched).
  *
  *   bench_infer --model DIR|FILE.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024] [--copy 1]
+ *               [--activations q8|f32] [--isa auto|scalar|avx2|avx512]   (the matmul kernels; auto = the best this CPU has)
  * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
  * which random weights spread evenly). */
 #include <math.h>
@@ -82,7 +83,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bw-mib")) bw_mib = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--copy")) copy = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--activations") && !strcmp(argv[i + 1], "f32")) moec_qmat_set_activations(MOEC_QACT_F32);
+        else if (!strcmp(argv[i], "--isa")) {
+            const char *v = argv[i + 1];
+            const moec_gemm_isa isa = !strcmp(v, "scalar") ? MOEC_GEMM_ISA_SCALAR : !strcmp(v, "avx2") ? MOEC_GEMM_ISA_AVX2
+                                      : !strcmp(v, "avx512")                    ? MOEC_GEMM_ISA_AVX512
+                                                                                : MOEC_GEMM_ISA_AUTO;
+            if (moec_qmat_set_isa(isa) != MOEC_OK || moec_gemm_set_isa(isa) != MOEC_OK) {
+                fprintf(stderr, "bench_infer: %s\n", moec_error_message());
+                return 1;
+            }
+        } else if (!strcmp(argv[i], "--activations") && !strcmp(argv[i + 1], "f32")) moec_qmat_set_activations(MOEC_QACT_F32);
         else if (!strcmp(argv[i], "--activations") && !strcmp(argv[i + 1], "q8")) moec_qmat_set_activations(MOEC_QACT_Q8);
         else {
             fprintf(stderr, "bench_infer: unknown flag %s\n", argv[i]);
@@ -91,7 +101,7 @@ int main(int argc, char **argv) {
     }
     if (!model || pp < 1 || tg < 1 || reps < 1 || reps > 64) {
         fprintf(stderr, "usage: bench_infer --model DIR [--pp N] [--tg N] [--reps R] [--threads T] [--batch B]\n"
-                        "                   [--activations q8|f32]\n");
+                        "                   [--activations q8|f32] [--isa auto|scalar|avx2|avx512]\n");
         return 2;
     }
     moec_threads_init(threads);
@@ -178,10 +188,10 @@ int main(int argc, char **argv) {
     printf("], \"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
            "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
            "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"batch\": %d, \"batch_tok_s\": %.2f, "
-           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld, \"activations\": \"%s\"}\n",
+           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld, \"activations\": \"%s\", \"isa\": \"%s\"}\n",
            model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
            pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
-           (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32");
+           (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32", moec_qmat_isa_name());
     free(ids);
     free(slots);
     free(want);

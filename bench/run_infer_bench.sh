@@ -6,6 +6,8 @@
 #          MOEC_BENCH_ONLY    "ref-moe-small" or "moe-1b" to run one model; MOEC_BENCH_TYPES ("q8_0 f16 q4_k_m";
 #                             q4_k_m: llama.cpp's own Q4_K_M file, which moec runs in place — no moec format of its own)
 #          MOEC_BENCH_PP      prompt length of the prefill test (512), MOEC_BENCH_TG decode length (128)
+#          MOEC_BENCH_ISA     moec's kernels: auto (default: the best the CPU has), avx2, avx512, scalar
+#          MOEC_BENCH_PREBUILT=1 with MOEC_LLAMA_BENCH_BIN=PATH: no installs or builds (see below)
 # Models (bench/make_bench_model.py, random weights, Mixtral layout, λ = 0):
 #   ref-moe-small  the training benchmark's model: 153M parameters, 49M active (8 experts, top-2)
 #   moe-1b         1.05B parameters, 426M active: D 2048, 12 layers, 16/8 heads of 128, 8 experts of 1408, top-2
@@ -21,17 +23,27 @@
 #              The KV cache read (a few hundred tokens) is left out: < 1 % here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
-moec_deps_build
-moec_deps_python
 ROUNDS=${1:-5} THREADS=${2:-2}
 PP=${MOEC_BENCH_PP:-512} TG=${MOEC_BENCH_TG:-128}
 TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16 q4_k_m"}
 MODELS=${MOEC_BENCH_ONLY:-"ref-moe-small moe-1b"}
 DIR=${MOEC_BENCH_MODELS:-$HOME/.cache/moec/bench-models}
-PY=$MOEC_VENV/bin/python
-make -j"$(nproc)" build/moec build/bench/bench_infer build/bench/bench_bandwidth >/dev/null
-LLAMA=$(MOEC_LLAMA_TARGETS="llama llama-bench" bash scripts/llama_cpp.sh)
+ISA=${MOEC_BENCH_ISA:-auto} # moec's matmul kernels (bench_infer --isa)
+if [ "${MOEC_BENCH_PREBUILT:-0}" = 1 ]; then
+    # A machine with no package registry (e.g. a lent GPU host, for its CPU): build/ and a llama.cpp built
+    # elsewhere; python3 with numpy. MOEC_LLAMA_BENCH_BIN = that llama-bench (q4_k_m is not available here).
+    PY=${MOEC_PYTHON:-python3}
+    LLAMA_BENCH=${MOEC_LLAMA_BENCH_BIN:?MOEC_BENCH_PREBUILT=1 needs MOEC_LLAMA_BENCH_BIN}
+    LLAMA=/nonexistent
+else
+    source scripts/deps.sh
+    moec_deps_build
+    moec_deps_python
+    PY=$MOEC_VENV/bin/python
+    make -j"$(nproc)" build/moec build/bench/bench_infer build/bench/bench_bandwidth >/dev/null
+    LLAMA=$(MOEC_LLAMA_TARGETS="llama llama-bench" bash scripts/llama_cpp.sh)
+    LLAMA_BENCH=$LLAMA/build/bin/llama-bench
+fi
 mkdir -p "$DIR"
 RESULTS=$DIR/results.jsonl
 : > "$RESULTS"
@@ -102,7 +114,7 @@ llama_bench() { # $1 = model, $2 = type, $3 = repetitions: appends {"impl": "lla
                 #   "samples_ts": [...]}
     local g=$DIR/$1.$2.gguf
     evict "$g"
-    "$LLAMA/build/bin/llama-bench" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$3" -o jsonl 2>/dev/null |
+    "$LLAMA_BENCH" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$3" -o jsonl 2>/dev/null |
         "$PY" -c '
 import json, sys
 for line in sys.stdin:
@@ -137,7 +149,7 @@ moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with, $3 = repet
     d=$(moec_model "$m" "$t")
     evict "$d"/*.safetensors
     ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
-        --bw-mib 256 > "$DIR/moec.$m.$mt.json"
+        --isa "$ISA" --bw-mib 256 > "$DIR/moec.$m.$mt.json"
     "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -153,7 +165,7 @@ moec_gguf_bench() { # $1 = model, $2 = type: moec on llama.cpp's own file
     local g=$DIR/$1.$2.gguf
     evict "$g"
     ./build/bench/bench_infer --model "$g" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
-        --bw-mib 256 > "$DIR/moec-gguf.$1.$2.json"
+        --isa "$ISA" --bw-mib 256 > "$DIR/moec-gguf.$1.$2.json"
     "$PY" - "$DIR/moec-gguf.$1.$2.json" "$1" "$2" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))

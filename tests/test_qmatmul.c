@@ -262,6 +262,45 @@ static void test_all_codes(const char *isa) {
     free(q);
 }
 
+/* E4M3 with huge inputs and a small row scale, so that the result is finite although x · w (unscaled) is not: every
+ * column must be summed in the kernels' scaled units, the columns past the last full vector included (a version
+ * summed those tails unscaled and returned inf). x = ±2^120, w = ±448 (code 0x7e / 0xfe), scale 2^-16; the exact
+ * result is scale · Σ x·w, computed here in double. */
+static void test_f8_huge_inputs(const char *isa) {
+    static const int64_t cols[] = {40, 100, 127, 200};
+    int bad = 0;
+    for (size_t ci = 0; ci < sizeof cols / sizeof *cols; ci++) {
+        const int64_t C = cols[ci], O = 5;
+        uint8_t *q = malloc((size_t)(O * C));
+        float scale[5];
+        for (int64_t o = 0; o < O; o++) {
+            scale[o] = 0x1p-16f;
+            for (int64_t i = 0; i < C; i++) q[o * C + i] = (i * 7 + o) % 5 == 0 ? 0xfe : 0x7e; /* mostly +448 */
+        }
+        moec_qmat W = {.type = MOEC_QT_F8E4M3, .rows = O, .cols = C, .data = q, .scale = scale};
+        for (int64_t T = 1; T <= 3; T++) {
+            float *X = malloc(sizeof(float) * (size_t)(T * C)), *Y = malloc(sizeof(float) * (size_t)(T * O));
+            for (int64_t k = 0; k < T * C; k++) X[k] = (k % 11 == 3) ? -0x1p120f : 0x1p120f;
+            moec_qmat_matmul(Y, O, X, C, T, &W);
+            for (int64_t t = 0; t < T; t++)
+                for (int64_t o = 0; o < O; o++) {
+                    double want = 0;
+                    for (int64_t i = 0; i < C; i++) want += (double)X[t * C + i] * moec_f8e4m3_to_f32(q[o * C + i]);
+                    want *= 0x1p-16;
+                    const double got = Y[t * O + o];
+                    if (!(fabs(got - want) <= 1e-6 * fabs(want)) && bad++ < 3)
+                        printf("     cols %lld T %lld row %lld: got %g want %g\n", (long long)C, (long long)T,
+                               (long long)o, got, want);
+                }
+            free(X);
+            free(Y);
+        }
+        free(q);
+    }
+    check(bad == 0, "%s e4m3: inputs of 2^120 with scale 2^-16 give the finite exact result (cols 40/100/127/200, "
+          "T 1-3; %d bad)", isa, bad);
+}
+
 /* Every finite f16 code (±0, the subnormals down to 2^-24, up to ±65504) as a weight: the 63,488 codes fill a
  * 992 × 64 matrix, multiplied by one-hot inputs of 1 and of 2^-20:
  * each output must be exactly x · f16(code). Decode in blocks of 8 one-hot rows, prefill with all 64 at once. */
@@ -639,6 +678,7 @@ int main(void) {
         moec_gemm_set_isa(isas[k]); /* the prefill GEMM on the same instruction set */
         const char *name = moec_qmat_isa_name();
         test_all_codes(name);
+        test_f8_huge_inputs(name);
         test_all_f16_codes(name);
         test_all_q8_codes(name);
         for (int threads = 1; threads <= 2; threads++) {

@@ -311,10 +311,12 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         for (int t = 0; t < NT; t++) {
             float s = hsum(NT == 1 ? _mm256_add_ps(acc[r][t][0], acc[r][t][1]) : acc[r][t][0]), tail = 0;
             /* columns past the last multiple of 32 (scale_x leaves them in place) */
-            for (int64_t k = n32; k < cols; k++) tail += X[t * ldx + k] * elem_scalar(MOEC_QT_F8E4M3, row, k);
+            /* (the weight in the vectors' units, e4m3 · 2^-120, exact, so that huge inputs do not overflow here) */
+            for (int64_t k = n32; k < cols; k++)
+                tail += X[t * ldx + k] * (elem_scalar(MOEC_QT_F8E4M3, row, k) * 0x1p-120f);
             /* One factor when it is finite (always, short of |x| near 2^100 with weights near 2^8). */
             const float f = post[t] * W->scale[o0 + r];
-            s += tail * 0x1p-120f;
+            s += tail;
             Y[t * ldy + r] = isinf(f) ? (s * W->scale[o0 + r]) * post[t] : s * f;
         }
     }

@@ -162,12 +162,67 @@ TARGET INLINE void row_sums(moec_qtype type, int NT, const void *row, int64_t n,
     else dot_row(type, NT, row, n, X, ldx, sums);
 }
 
+/* 3 or more input rows: R = QMAT_DECODE_ROWS weight rows side by side against NT <= 2 input rows, so that each X
+ * vector is loaded once for R rows (qmatmul_avx2.c's wide_tile; 32 columns per step). */
+TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W, int64_t o0, const float *X,
+                             int64_t ldx, float *Y, int64_t ldy) {
+    const int64_t cols = W->cols, n32 = cols / 32 * 32;
+    const size_t row_bytes = (size_t)moec_qtype_row_bytes(type, cols);
+    const char *w = (const char *)W->data + (size_t)o0 * row_bytes;
+    __m512 acc[QMAT_DECODE_ROWS][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n32; i += 32) {
+        const size_t at = (size_t)i * moec_qtype_size(type);
+        if (R == QMAT_DECODE_ROWS) {
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, 3);
+        }
+        __m512 x[2][2];
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) {
+            x[t][0] = _mm512_loadu_ps(X + t * ldx + i);
+            x[t][1] = _mm512_loadu_ps(X + t * ldx + i + 16);
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            __m512 lo, hi;
+            load32_dot(type, w + (size_t)r * row_bytes, i, &lo, &hi);
+#pragma GCC unroll 2
+            for (int t = 0; t < NT; t++)
+                acc[r][t] = _mm512_fmadd_ps(hi, x[t][1], _mm512_fmadd_ps(lo, x[t][0], acc[r][t]));
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const void *row = w + (size_t)r * row_bytes;
+        for (int t = 0; t < NT; t++) {
+            float tail = 0;
+            for (int64_t k = n32; k < cols; k++) tail += X[t * ldx + k] * elem_scalar(type, row, k);
+            Y[t * ldy + r] = _mm512_reduce_add_ps(acc[r][t]) + tail;
+        }
+    }
+}
+
+TARGET INLINE void wide_tiles(moec_qtype type, int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx,
+                              int64_t T, float *Y, int64_t ldy) {
+    int64_t t0 = 0;
+    for (; t0 + 2 <= T; t0 += 2) wide_tile(type, R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy);
+    if (t0 < T) wide_tile(type, R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy);
+}
+
 /* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows, row by row (one sequential stream per thread), in blocks
- * of up to 4 input rows; bf16 expects X in load32_dot's order. */
+ * of up to 4 input rows, or with T >= 3 (f32 / bf16 / f16) in wide tiles; bf16 expects X in load32_dot's order. */
 TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
                             int64_t ldx, int64_t T, float *Y, int64_t ldy) {
     const int64_t cols = W->cols, n32 = type == MOEC_QT_Q8_0 ? cols : cols / 32 * 32; /* Q8_0: whole blocks */
     const size_t row_bytes = (size_t)moec_qtype_row_bytes(type, cols);
+    if (type != MOEC_QT_Q8_0 && T >= 3) {
+        int64_t o = o0;
+        for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
+            wide_tiles(type, QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy);
+        for (; o < o1; o++) wide_tiles(type, 1, W, o, X, ldx, T, Y + o, ldy);
+        return;
+    }
     for (int64_t o = o0; o < o1; o++) {
         const void *row = (const char *)W->data + (size_t)o * row_bytes;
         for (int64_t t0 = 0; t0 < T;) {

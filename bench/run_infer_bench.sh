@@ -20,7 +20,11 @@
 #              decode step streams the attention weights, the router, K experts per layer, the norms and
 #              the output head (expert choice changes per token, so nothing stays in a 32 MB L3 for the 1B
 #              model; ref-moe-small at Q8_0 (~50 MB read per token) partly does, so its bound is looser).
-#              The KV cache read (a few hundred tokens) is left out: < 1 % here.
+#              The KV cache read (a few hundred tokens) is left out: < 1 % here. Two bandwidths: the best one
+#              measured in the whole run (the "of bound" column: conservative), and the one measured right after
+#              each engine's run ("paired": each decode sample against the bound of its own moment, median; and
+#              "per GB/s" ratios, tokens/s per GB/s moec over llama.cpp) — the shared machine's bandwidth moves
+#              by tens of percent within minutes, more than the engines differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5} THREADS=${2:-2}
@@ -57,6 +61,14 @@ measure_bandwidth() {
     echo "memory read bandwidth, $THREADS threads: $(tail -n 1 "$DIR/bandwidth.txt") GB/s" >&2
 }
 : > "$DIR/bandwidth.txt"
+# The read bandwidth right after each engine's run (same tool, recorded with its samples): the machine's bandwidth
+# moves by tens of percent within minutes, so each decode sample is also compared with the bound of its own moment
+# ("paired" columns of the table), besides the run's best bandwidth. Also kept in bandwidth.txt.
+bandwidth_now() {
+    local b; b=$(./build/bench/bench_bandwidth "$THREADS")
+    echo "$b" >> "$DIR/bandwidth.txt"
+    echo "$b"
+}
 
 # ---------------------------------------------------------------- models and GGUFs
 make_models() { # $1 = model name
@@ -114,14 +126,16 @@ llama_bench() { # $1 = model, $2 = type, $3 = repetitions: appends {"impl": "lla
                 #   "samples_ts": [...]}
     local g=$DIR/$1.$2.gguf
     evict "$g"
-    "$LLAMA_BENCH" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$3" -o jsonl 2>/dev/null |
-        "$PY" -c '
+    "$LLAMA_BENCH" -m "$g" -t "$THREADS" -p "$PP" -n "$TG" -r "$3" -o jsonl 2>/dev/null > "$DIR/llama.out.jsonl"
+    local bw; bw=$(bandwidth_now)
+    "$PY" -c '
 import json, sys
-for line in sys.stdin:
+for line in open(sys.argv[5]):
     r = json.loads(line)
     test = "pp%d" % r["n_prompt"] if r["n_prompt"] else "tg%d" % r["n_gen"]
     print(json.dumps({"model": sys.argv[1], "type": sys.argv[2], "impl": "llama.cpp", "test": test,
-                      "samples_ts": r["samples_ts"], "gguf_by": sys.argv[3]}))' "$1" "$2" "$(cat "$g.writer")" >> "$RESULTS"
+                      "samples_ts": r["samples_ts"], "bw_after": [float(sys.argv[4])] * len(r["samples_ts"]),
+                      "gguf_by": sys.argv[3]}))' "$1" "$2" "$(cat "$g.writer")" "$bw" "$DIR/llama.out.jsonl" >> "$RESULTS"
 }
 
 # ---------------------------------------------------------------- moec
@@ -150,12 +164,14 @@ moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with, $3 = repet
     evict "$d"/*.safetensors
     ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
         --isa "$ISA" --bw-mib 256 > "$DIR/moec.$m.$mt.json"
-    "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
+    local bw; bw=$(bandwidth_now)
+    "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" "$bw" >> "$RESULTS" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 m, mt, vs, pp, tg = sys.argv[2:7]
 for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
     print(json.dumps({"model": m, "type": mt, "vs": vs, "impl": "moec", "test": test, "samples_ts": r[key],
+                      "bw_after": [float(sys.argv[7])] * len(r[key]),
                       "peak_rss_mb": r["peak_rss_mb"], "active_bytes": r["active_bytes_per_token"],
                       "huge_mapped_mb": r.get("huge_mapped_bytes", -1) >> 20}))
 PYEOF
@@ -166,12 +182,14 @@ moec_gguf_bench() { # $1 = model, $2 = type: moec on llama.cpp's own file
     evict "$g"
     ./build/bench/bench_infer --model "$g" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
         --isa "$ISA" --bw-mib 256 > "$DIR/moec-gguf.$1.$2.json"
-    "$PY" - "$DIR/moec-gguf.$1.$2.json" "$1" "$2" "$PP" "$TG" >> "$RESULTS" <<'PYEOF'
+    local bw; bw=$(bandwidth_now)
+    "$PY" - "$DIR/moec-gguf.$1.$2.json" "$1" "$2" "$PP" "$TG" "$bw" >> "$RESULTS" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 m, t, pp, tg = sys.argv[2:6]
 for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
     print(json.dumps({"model": m, "type": t, "vs": t, "impl": "moec-gguf", "test": test, "samples_ts": r[key],
+                      "bw_after": [float(sys.argv[6])] * len(r[key]),
                       "peak_rss_mb": r["peak_rss_mb"], "active_bytes": r["active_bytes_per_token"],
                       "huge_mapped_mb": r.get("huge_mapped_bytes", -1) >> 20}))
 PYEOF
@@ -206,19 +224,24 @@ for l in open(sys.argv[1]):
     same = [x for x in rows if all(x.get(k) == r.get(k) for k in ("model", "type", "impl", "test"))]
     if same:
         same[0]["samples_ts"] += r["samples_ts"]
+        same[0]["bw_after"] = same[0].get("bw_after", []) + r.get("bw_after", [])
         if "peak_rss_mb" in r: same[0]["peak_rss_mb"] = max(same[0]["peak_rss_mb"], r["peak_rss_mb"])
     else:
         rows.append(r)
 bw, threads = float(sys.argv[3]), sys.argv[4]
 bytes_per_weight = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32,  # Q8_0: 32 int8 + one f16 scale
                     "fp8": 1.0}  # E4M3 + one f32 scale per row of >= 512 weights (< 1 % more)
+def per_gbs(r):  # each sample's tokens/s per GB/s of the read bandwidth measured right after it
+    return [x / b for x, b in zip(r["samples_ts"], r.get("bw_after", [])) if b > 0]
 print(f"\ninference, {threads} threads, medians of the repetitions; decode bound = weight bytes read per token / "
-      f"{bw:.1f} GB/s (best measured read bandwidth)")
-print(f"{'model':14} {'type':5} {'impl':10} {'test':>6} {'tok/s':>9} {'bound':>8} {'of bound':>8}  {'GGUF by':9} samples")
+      f"{bw:.1f} GB/s (best measured read bandwidth); paired = each sample against the bound of the bandwidth "
+      f"measured right after it, median")
+print(f"{'model':14} {'type':5} {'impl':10} {'test':>6} {'tok/s':>9} {'bound':>8} {'of bound':>8} {'paired':>7}  "
+      f"{'GGUF by':9} samples")
 for r in rows:
     p = json.load(open(f"{sys.argv[2]}/{r['model']}.params.json"))
     med = statistics.median(r["samples_ts"])
-    bound, share = "", ""
+    bound, share, paired = "", "", ""
     # a mixed quantisation (Q4_K_M): the bytes bench_infer counted in the file for one token
     counted = [x["active_bytes"] for x in rows if x["model"] == r["model"] and x["type"] == r["type"] and "active_bytes" in x]
     read = p["read_params_per_token"] * bytes_per_weight[r["type"]] if r["type"] in bytes_per_weight else \
@@ -226,8 +249,10 @@ for r in rows:
     if r["test"].startswith("tg") and read:
         b = bw * 1e9 / read
         bound, share = f"{b:8.1f}", f"{100 * med / b:7.0f}%"
+        if per_gbs(r):
+            paired = f"{100 * statistics.median(per_gbs(r)) * read / 1e9:6.0f}%"
     samples = " ".join(f"{x:.1f}" for x in r["samples_ts"])
-    print(f"{r['model']:14} {r['type']:5} {r['impl']:10} {r['test']:>6} {med:9.2f} {bound:>8} {share:>8}  "
+    print(f"{r['model']:14} {r['type']:5} {r['impl']:10} {r['test']:>6} {med:9.2f} {bound:>8} {share:>8} {paired:>7}  "
           f"{r.get('gguf_by', ''):9} {samples}")
 print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 vs f16;\n"
       "moec-gguf = moec on llama.cpp's own GGUF file, same type):")
@@ -237,8 +262,12 @@ for r in rows:
             and x["test"] == r["test"]]
     if peer:
         ratio = statistics.median(r["samples_ts"]) / statistics.median(peer[0]["samples_ts"])
-        print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x   (moec peak RSS "
-              f"{r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
+        # the same per GB/s of the bandwidth measured after each sample: less sensitive to the machine's drift
+        norm = statistics.median(per_gbs(r)) / statistics.median(per_gbs(peer[0])) \
+            if per_gbs(r) and per_gbs(peer[0]) else float("nan")
+        per = f", per GB/s {norm:5.2f}x" if r["test"].startswith("tg") else " " * 17  # (decode: memory-bound)
+        print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x{per}   "
+              f"(moec peak RSS {r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
 for name in sorted({r["model"] for r in rows}):
     p = json.load(open(f"{sys.argv[2]}/{name}.params.json"))
     print(f"{name}: {p['params'] / 1e6:.1f}M parameters, {p['active_params'] / 1e6:.1f}M active, "

@@ -41,4 +41,7 @@ MOEC_BENCH_PREBUILT=1 MOEC_LLAMA_BENCH_BIN="$BUNDLE/llama/llama-bench" MOEC_BENC
     MOEC_BENCH_MODELS=${MOEC_BENCH_MODELS:-/tmp/moec-bench-models} MOEC_BENCH_PP=${PP:-256} MOEC_BENCH_TG=${TG:-64} \
     bash bench/run_infer_bench.sh "${ROUNDS:-3}" 2 > "$O/infer_bench.txt" 2>&1
 echo "run_infer_bench.sh: rc $? ($(since))"
+# which of its CPU variants llama.cpp chose on this machine
+g=$(ls "${MOEC_BENCH_MODELS:-/tmp/moec-bench-models}"/*.q8_0.gguf 2>/dev/null | head -n 1)
+[ -n "$g" ] && "$BUNDLE/llama/llama-bench" -m "$g" -t 2 -p 1 -n 1 -r 1 2>&1 | grep load_backend | tee -a "$O/machine.txt"
 sed -n '/^inference/,$p' "$O/infer_bench.txt"

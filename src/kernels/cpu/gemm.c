@@ -205,6 +205,7 @@ typedef struct {
     float *b_pack;         /* n_slivers × [kc][NR] */
     float *a_pack;         /* per thread index: MC × KC floats, a_stride apart */
     int64_t a_stride;
+    const float *a_packed; /* or all of A packed beforehand (moec_gemm_pack_a): K block pc at pc · m_slivers · MR */
 } gemm_job;
 
 /* Copies kc rows of w floats (src rows lda apart) to dst rows w apart: the packing of a full A sliver when A is
@@ -370,7 +371,7 @@ static void compute_tile(const gemm_job *g, const float *a, const float *b, int6
 static void compute_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
     const gemm_job *g = ctx;
     const gemm_arch *ar = g->arch;
-    float *a_pack = g->a_pack + thread_index * g->a_stride;
+    float *a_pack = g->a_packed ? NULL : g->a_pack + thread_index * g->a_stride;
     const int64_t mc_slivers = ar->mc / ar->mr;
     for (int64_t t = begin; t < end; t++) {
         int64_t ms0, ms1, ns0, ns1;
@@ -379,7 +380,8 @@ static void compute_task(void *ctx, int64_t begin, int64_t end, int thread_index
         for (int64_t ib = ms0; ib < ms1; ib += mc_slivers) {
             int64_t ie = ib + mc_slivers < ms1 ? ib + mc_slivers : ms1;
             int64_t row0 = ib * ar->mr, rows = ie * ar->mr < g->M ? ie * ar->mr - row0 : g->M - row0;
-            pack_a(g, row0, rows, a_pack);
+            if (g->a_packed) a_pack = (float *)g->a_packed + (g->pc * g->m_slivers + ib * g->kc) * ar->mr;
+            else pack_a(g, row0, rows, a_pack);
             for (int64_t js = ns0; js < ns1; js++) {
                 const float *b = g->b_pack + js * g->kc * ar->nr;
                 for (int64_t is = ib; is < ie; is++)
@@ -448,6 +450,13 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
 
 static void round_up(int64_t *x, int64_t m) { *x = (*x + m - 1) / m * m; }
 
+/* K blocks of equal size (a short last block would run the kernel at a poor load/FMA ratio): the block length. */
+static int64_t k_block(const gemm_arch *ar, int64_t K) {
+    if (K <= ar->kc_one_pass) return K;
+    const int64_t blocks = (K + ar->kc - 1) / ar->kc;
+    return (K + blocks - 1) / blocks;
+}
+
 void moec_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
@@ -464,12 +473,7 @@ void moec_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
     if ((double)M * (double)N * (double)K < GEMM_PARALLEL_MIN_MACS) threads = 1;
 
     /* Scratch: the B panel, then one A block per thread, each 64-byte aligned. */
-    /* K blocks of equal size (a short last block would run the kernel at a poor load/FMA ratio). */
-    int64_t kc_max = K;
-    if (K > ar->kc_one_pass) {
-        int64_t blocks = (K + ar->kc - 1) / ar->kc;
-        kc_max = (K + blocks - 1) / blocks;
-    }
+    const int64_t kc_max = k_block(ar, K);
     int64_t nc_max = N < ar->nc ? N : ar->nc;
     round_up(&nc_max, ar->nr);
     int64_t mc_max = M < ar->mc ? M : ar->mc;
@@ -503,4 +507,68 @@ void moec_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
             }
         }
     }
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+ * A packed once, for many products (see gemm.h) */
+
+int64_t moec_gemm_packed_a_floats(int64_t M, int64_t K) {
+    const gemm_arch *ar = get_arch();
+    return (M + ar->mr - 1) / ar->mr * ar->mr * K;
+}
+
+typedef struct {
+    gemm_job g;
+    float *dst;
+    int64_t per_block; /* slivers per K block */
+} pack_all_job;
+
+static void pack_all_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
+    const pack_all_job *p = ctx;
+    const gemm_arch *ar = p->g.arch;
+    const int64_t kc_max = k_block(ar, p->g.K);
+    for (int64_t i = begin; i < end; i++) { /* item i: K block i / per_block, sliver i % per_block */
+        gemm_job g = p->g;
+        g.pc = i / p->per_block * kc_max;
+        g.kc = g.K - g.pc < kc_max ? g.K - g.pc : kc_max;
+        const int64_t s = i % p->per_block, row0 = s * ar->mr, rows = g.M - row0 < ar->mr ? g.M - row0 : ar->mr;
+        pack_a(&g, row0, rows, p->dst + (g.pc * p->per_block + s * g.kc) * ar->mr);
+    }
+}
+
+void moec_gemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, float *dst) {
+    pack_all_job p = {.g = {.arch = get_arch(), .M = M, .K = K, .A = A, .lda = lda}, .dst = dst};
+    const gemm_arch *ar = p.g.arch;
+    p.per_block = (M + ar->mr - 1) / ar->mr;
+    const int64_t kc_max = k_block(ar, K), items = (K + kc_max - 1) / kc_max * p.per_block;
+    moec_parallel_for(items, (M * K < 65536 ? items : 1), pack_all_task, &p);
+}
+
+int moec_gemm_nt_packed_a(int64_t M, int64_t N, int64_t K, const float *a_packed, const float *B, int64_t ldb,
+                          float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    if (K <= 0) {
+        scale_c(M, N, 0, C, ldc);
+        return 0;
+    }
+    gemm_job g = {.arch = get_arch(), .trans_b = 1, .M = M, .N = N, .K = K, .alpha = 1, .B = B, .ldb = ldb,
+                  .ldc = ldc, .C = C, .a_packed = a_packed, .tm = 1, .tn = 1};
+    const gemm_arch *ar = g.arch;
+    const int64_t kc_max = k_block(ar, K);
+    int64_t nc_max = N < ar->nc ? N : ar->nc;
+    round_up(&nc_max, ar->nr);
+    g.b_pack = scratch_get((size_t)(kc_max * nc_max));
+    if (!g.b_pack) return -1;
+    g.m_slivers = (M + ar->mr - 1) / ar->mr;
+    for (g.jc = 0; g.jc < N; g.jc += ar->nc) {
+        g.nc = N - g.jc < ar->nc ? N - g.jc : ar->nc;
+        g.n_slivers = (g.nc + ar->nr - 1) / ar->nr;
+        for (g.pc = 0; g.pc < K; g.pc += kc_max) {
+            g.kc = K - g.pc < kc_max ? K - g.pc : kc_max;
+            g.beta = g.pc == 0 ? 0.0f : 1.0f;
+            pack_b_task(&g, 0, g.n_slivers, 0);
+            compute_task(&g, 0, 1, 0);
+        }
+    }
+    return 0;
 }

@@ -28,6 +28,16 @@ void moec_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float 
 void moec_gemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                    const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+/* For many products that share A (inference prefill: X times each block of a weight matrix, Y = X · W_blockᵀ):
+ * A [M,K] (row-major, lda >= K) packed once into the micro-kernels' layout, moec_gemm_packed_a_floats(M, K)
+ * floats at dst (multithreaded); then each moec_gemm_nt_packed_a computes C[M,N] = A · Bᵀ (B stored [N,K], ldb >= K;
+ * alpha 1, beta 0) from it on the calling thread, without packing A again. Returns 0, or -1 if its scratch for B
+ * could not be allocated (C untouched: use moec_gemm). The instruction set must not change in between. */
+int64_t moec_gemm_packed_a_floats(int64_t M, int64_t K);
+void moec_gemm_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, float *dst);
+int moec_gemm_nt_packed_a(int64_t M, int64_t N, int64_t K, const float *a_packed, const float *B, int64_t ldb,
+                          float *C, int64_t ldc);
+
 /* Which micro-kernel moec_gemm uses. AUTO picks the best the CPU supports; tests and benchmarks force the others
  * to cover every path on one machine. */
 typedef enum {

@@ -249,11 +249,6 @@ TARGET INLINE void wide_tiles(moec_qtype type, int R, const moec_qmat *W, int64_
     if (t0 < T) wide_tile(type, R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy);
 }
 
-/* Input rows from which f32 / bf16 / f16 use wide_tile instead of the row-by-row loop. */
-#ifndef QMAT_WIDE_MIN_T
-#define QMAT_WIDE_MIN_T 3
-#endif
-
 /* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows of X, in blocks of up to 4 input rows. Row by row: each
  * thread's share of W is read front to back as ONE sequential stream (measured: reading 4 rows side by side, as
  * four interleaved streams, halved the bandwidth the hardware prefetchers deliver). A row (<= 16 KB here) stays in

@@ -216,7 +216,7 @@ TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int
                             int64_t ldx, int64_t T, float *Y, int64_t ldy) {
     const int64_t cols = W->cols, n32 = type == MOEC_QT_Q8_0 ? cols : cols / 32 * 32; /* Q8_0: whole blocks */
     const size_t row_bytes = (size_t)moec_qtype_row_bytes(type, cols);
-    if (type != MOEC_QT_Q8_0 && T >= 3) {
+    if (type != MOEC_QT_Q8_0 && T >= QMAT_WIDE_MIN_T) {
         int64_t o = o0;
         for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
             wide_tiles(type, QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy);

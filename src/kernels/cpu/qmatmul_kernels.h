@@ -11,6 +11,10 @@
 /* Weight rows one decode kernel call reads together (each read once from memory for all T input rows). */
 #define QMAT_DECODE_ROWS 4
 
+/* Input rows from which the f32 / bf16 / f16 decode kernels read QMAT_DECODE_ROWS weight rows side by side (wide
+ * tiles: each X vector loaded once for all of them) instead of row by row (qmatmul_avx2.c's wide_tile). */
+#define QMAT_WIDE_MIN_T 3
+
 typedef struct {
     moec_gemm_isa isa;
     const char *name;

@@ -104,12 +104,6 @@ TARGET INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* Software prefetch distance in bytes ahead of the weight row being read. The hardware prefetchers follow a
- * sequential stream but stop at each 4 KB page and restart only after a few misses; a prefetch this far ahead keeps
- * the stream going across pages. */
-#ifndef QMAT_PREFETCH_BYTES
-#define QMAT_PREFETCH_BYTES 1024
-#endif
 
 /* The NT sums Σ_i x_t[i] · w[i] of one f32, bf16 or f16 weight row over its first `n` columns (n a multiple of 16). NT
  * and type are compile-time constants at every call, so the accumulators stay in registers. With NT <= 2 the loop
@@ -127,9 +121,9 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
         for (; i + 32 <= n; i += 32) {
             /* one prefetch per 64 bytes consumed */
             if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0)
-                __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
+                __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
             if (QMAT_PREFETCH_BYTES && es == 4)
-                __builtin_prefetch(w + (size_t)i * es + 64 + QMAT_PREFETCH_BYTES, 0, 3);
+                __builtin_prefetch(w + (size_t)i * es + 64 + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
             __m256 a0, a1, b0, b1;
             load16_dot(type, row, i, &a0, &a1);
             load16_dot(type, row, i + 16, &b0, &b1);
@@ -145,7 +139,7 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
     }
     for (; i + 16 <= n; i += 16) {
         if (QMAT_PREFETCH_BYTES && (i * (int64_t)es) % 64 == 0)
-            __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, 3);
+            __builtin_prefetch(w + (size_t)i * es + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
         __m256 a0, a1;
         load16_dot(type, row, i, &a0, &a1);
 #pragma GCC unroll 4
@@ -169,7 +163,7 @@ TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const floa
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
-        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, 3);
+        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
         const __m256 d = _mm256_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
         __m256 w[4];
 #pragma GCC unroll 4
@@ -214,7 +208,7 @@ TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W,
         const size_t at = (size_t)i * moec_qtype_size(type);
         if (R == QMAT_DECODE_ROWS && at % 64 == 0) {
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, 3);
+            for (int r = 0; r < R; r++) __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, QMAT_PREFETCH_LOCALITY);
         }
         __m256 x[2][2];
 #pragma GCC unroll 2
@@ -344,7 +338,7 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         if (R == QMAT_DECODE_ROWS && i % 64 == 0) {
             const uint8_t *next = w + (size_t)R * (size_t)cols + (size_t)i + 256;
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, 3);
+            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {

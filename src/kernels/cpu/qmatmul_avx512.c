@@ -8,8 +8,8 @@
  * multiplied by 2^(120 - sx) · scale at the end — all exactly as in qmatmul_avx2.c, twice as wide.
  * Prefill (dequant): columns in order; E4M3 through vcvtph2ps (the half-precision trick below).
  *
- * The development machine (Zen 3) has no AVX-512: the test suite runs these kernels in its avx512-emulated pass
- * (portable intrinsics, see avx512.h), and natively wherever the CPU has AVX-512.
+ * The test suite runs these kernels natively where the CPU has AVX-512 (measured and tested natively on Zen 4), and
+ * everywhere in its avx512-emulated pass (portable intrinsics, see avx512.h).
  */
 #include <math.h>
 
@@ -19,11 +19,6 @@
 
 #define TARGET AVX512_TARGET
 #define INLINE static inline __attribute__((always_inline))
-
-/* Software prefetch distance in bytes ahead of the weight row being read (see qmatmul_avx2.c). */
-#ifndef QMAT_PREFETCH_BYTES
-#define QMAT_PREFETCH_BYTES 1024
-#endif
 
 /* One weight element for prefill's column tails: f32 / bf16 / f16 exact, E4M3 / 256 (as load32's vectors). */
 static float elem_scalar(moec_qtype type, const void *row, int64_t i) {
@@ -102,7 +97,8 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
     if (NT <= 2)
         for (; i + 64 <= n; i += 64) {
 #pragma GCC unroll 4
-            for (size_t b = 0; b < 64 * es; b += 64) __builtin_prefetch(w + (size_t)i * es + b + QMAT_PREFETCH_BYTES, 0, 3);
+            for (size_t b = 0; b < 64 * es; b += 64)
+                __builtin_prefetch(w + (size_t)i * es + b + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
             __m512 a0, a1, b0, b1;
             load32_dot(type, row, i, &a0, &a1);
             load32_dot(type, row, i + 32, &b0, &b1);
@@ -117,7 +113,8 @@ TARGET INLINE void dot_row(moec_qtype type, int NT, const void *row, int64_t n, 
         }
     for (; i + 32 <= n; i += 32) {
 #pragma GCC unroll 2
-        for (size_t b = 0; b < 32 * es; b += 64) __builtin_prefetch(w + (size_t)i * es + b + QMAT_PREFETCH_BYTES, 0, 3);
+        for (size_t b = 0; b < 32 * es; b += 64)
+            __builtin_prefetch(w + (size_t)i * es + b + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
         __m512 a0, a1;
         load32_dot(type, row, i, &a0, &a1);
 #pragma GCC unroll 4
@@ -141,7 +138,7 @@ TARGET INLINE void dot_row_q8(int NT, const uint8_t *row, int64_t nb, const floa
     for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = row + (size_t)b * MOEC_Q8_0_BLOCK_BYTES;
-        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, 3);
+        if (b % 2 == 0) __builtin_prefetch(blk + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
         const __m512 d = _mm512_set1_ps(_cvtsh_ss((unsigned short)(blk[0] | blk[1] << 8)));
         const __m512 w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2))));
         const __m512 w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 18))));
@@ -176,7 +173,8 @@ TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W,
         const size_t at = (size_t)i * moec_qtype_size(type);
         if (R == QMAT_DECODE_ROWS) {
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, 3);
+            for (int r = 0; r < R; r++)
+                __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, QMAT_PREFETCH_LOCALITY);
         }
         __m512 x[2][2];
 #pragma GCC unroll 2
@@ -277,9 +275,9 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         if (R == QMAT_DECODE_ROWS) {
             const uint8_t *next = w + (size_t)R * (size_t)cols + (size_t)i + 256;
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, 3);
+            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
         } else {
-            __builtin_prefetch(w + (size_t)i + QMAT_PREFETCH_BYTES, 0, 3);
+            __builtin_prefetch(w + (size_t)i + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {

@@ -351,7 +351,7 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
 #endif
 TARGET static inline __attribute__((always_inline)) void prefetch_block(const uint8_t *blk, int64_t bytes) {
     for (int64_t off = 0; Q8_PREFETCH_BYTES && off < bytes; off += 64)
-        __builtin_prefetch(blk + Q8_PREFETCH_BYTES + off, 0, 3);
+        __builtin_prefetch(blk + Q8_PREFETCH_BYTES + off, 0, QMAT_PREFETCH_LOCALITY);
 }
 
 static int64_t q8_row_floats(int64_t cols) { return (cols / 4 + cols / 16 + cols / 16 + 1 + 15) / 16 * 16; }

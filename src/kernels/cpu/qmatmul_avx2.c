@@ -322,7 +322,7 @@ TARGET INLINE void e4m3x32(const uint8_t *p, __m256 w[4]) {
  * is multiplied by post[t] = 2^(120 - sx) and by the row's scale. Accumulators: 2 per (row, input) with NT = 1,
  * 1 with NT = 2 — 8 either way, enough chains to cover the FMA latency, and room in 16 registers. */
 TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, float *Y,
-                           int64_t ldy, const float *post) {
+                           int64_t ldy, const float *post, size_t ahead) {
     const int64_t cols = W->cols, n32 = cols / 32 * 32;
     const uint8_t *w = (const uint8_t *)W->data + (size_t)o0 * (size_t)cols;
     __m256 acc[QMAT_DECODE_ROWS][2][2];
@@ -332,11 +332,11 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         for (int t = 0; t < NT; t++) acc[r][t][0] = acc[r][t][1] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n32; i += 32) {
         /* Rows of a 4096-wide matrix are one 4 KB page each, and the hardware prefetchers stop at page
-         * boundaries: fetch the next group's rows (at this column, 4 lines ahead), one line per row per 64 bytes
-         * consumed. (Past the last row this only prefetches addresses that are never read; a prefetch does not
-         * fault.) */
+         * boundaries: fetch the rows `ahead` bytes on (whole groups, qmat_f8_prefetch_ahead; at this column, 4 lines
+         * ahead), one line per row per 64 bytes consumed. (Past the last row this only prefetches addresses that are
+         * never read; a prefetch does not fault.) */
         if (R == QMAT_DECODE_ROWS && i % 64 == 0) {
-            const uint8_t *next = w + (size_t)R * (size_t)cols + (size_t)i + 256;
+            const uint8_t *next = w + ahead + (size_t)i + 256;
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
         }
@@ -379,18 +379,19 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
 
 /* All T input rows against R weight rows, in blocks of up to 2 input rows. */
 TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                            int64_t ldy, const float *post) {
+                            int64_t ldy, const float *post, size_t ahead) {
     int64_t t0 = 0;
-    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0);
-    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0);
+    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
+    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
 }
 
 TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy, const float *post) {
+    const size_t ahead = qmat_f8_prefetch_ahead(W->cols);
     int64_t o = o0;
     for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
-        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post);
-    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post);
+        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post, ahead);
+    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post, ahead);
 }
 
 /* E4M3: xs[t·I + i] = X[t·ldx + i] · 2^sx[t] with sx[t] from row t's largest magnitude (see the top of the file),

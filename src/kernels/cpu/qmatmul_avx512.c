@@ -259,11 +259,12 @@ TARGET INLINE void e4m3x64(const uint8_t *p, __m512 w[4]) {
     w[3] = _mm512_castsi512_ps(_mm512_and_si512(odd, m));
 }
 
-/* R = QMAT_DECODE_ROWS (or 1) weight rows side by side against NT <= 2 input rows, 64 columns per step, the next
- * group's rows prefetched (a 4096-byte row is a page, where the hardware prefetchers stop). X is the permuted,
+/* R = QMAT_DECODE_ROWS (or 1) weight rows side by side against NT <= 2 input rows, 64 columns per step, the rows
+ * `ahead` bytes on prefetched (qmat_f8_prefetch_ahead; a 4096-byte row is a page, where the hardware prefetchers
+ * stop). X is the permuted,
  * scaled copy (scale_x); each sum is multiplied by post[t] and the row's scale. 2 accumulators per (row, input). */
 TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, float *Y,
-                           int64_t ldy, const float *post) {
+                           int64_t ldy, const float *post, size_t ahead) {
     const int64_t cols = W->cols, n64 = cols / 64 * 64;
     const uint8_t *w = (const uint8_t *)W->data + (size_t)o0 * (size_t)cols;
     __m512 acc[QMAT_DECODE_ROWS][2][2];
@@ -273,7 +274,7 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         for (int t = 0; t < NT; t++) acc[r][t][0] = acc[r][t][1] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n64; i += 64) {
         if (R == QMAT_DECODE_ROWS) {
-            const uint8_t *next = w + (size_t)R * (size_t)cols + (size_t)i + 256;
+            const uint8_t *next = w + ahead + (size_t)i + 256;
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
         } else {
@@ -307,18 +308,20 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
 }
 
 TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                            int64_t ldy, const float *post) {
+                            int64_t ldy, const float *post, size_t ahead) {
     int64_t t0 = 0;
-    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0);
-    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0);
+    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
+    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
 }
+
 
 TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy, const float *post) {
+    const size_t ahead = qmat_f8_prefetch_ahead(W->cols);
     int64_t o = o0;
     for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
-        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post);
-    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post);
+        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post, ahead);
+    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post, ahead);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
  * the weight decodings, the prepared X copy and the tiling) with 16-wide vectors.
  *
  * Decode (dot): f32, bf16, f16 and Q8_0 row by row, one sequential stream per thread with a software prefetch 1 KB
- * ahead; bf16 as (even, odd) columns from one 64-byte load (a shift and a mask), against an X copy permuted to
+ * ahead (f16 with one or two input rows: the AVX2 kernel, measured faster, see dot_avx512); bf16 as (even, odd) columns from one 64-byte load (a shift and a mask), against an X copy permuted to
  * match; E4M3 in tiles of 4 rows, 64 bytes per row and step decoded by integer shifts and masks into fp32 bit
  * patterns (e4m3 · 2^-120, exact, subnormals included), against an X copy permuted and scaled by 2^sx, the sums
  * multiplied by 2^(120 - sx) · scale at the end — all exactly as in qmatmul_avx2.c, twice as wide.
@@ -406,7 +406,13 @@ TARGET static void dot_avx512(const moec_qmat *W, int64_t o0, int64_t o1, const 
                               float *Y, int64_t ldy) {
     switch (W->type) {
     case MOEC_QT_F32: dot_type(MOEC_QT_F32, W, o0, o1, X, ldx, T, Y, ldy); return;
-    case MOEC_QT_F16: dot_type(MOEC_QT_F16, W, o0, o1, X, ldx, T, Y, ldy); return;
+    case MOEC_QT_F16:
+        /* One or two input rows: the AVX2 kernel, measured faster on Zen 4 (moe-1b's F16 GGUF decode, bench_infer,
+         * alternating builds: 42-44 / 56-59 tok/s in the machine's slow / fast memory state against 38-39 / 51-52
+         * with 16-wide vcvtph2ps); 3 or more rows take this file's wide tiles. */
+        if (T < QMAT_WIDE_MIN_T) moec_qmat_kernels_avx2.dot(W, o0, o1, X, ldx, T, Y, ldy);
+        else dot_type(MOEC_QT_F16, W, o0, o1, X, ldx, T, Y, ldy);
+        return;
     case MOEC_QT_Q8_0: dot_type(MOEC_QT_Q8_0, W, o0, o1, X, ldx, T, Y, ldy); return;
     default: break;
     }

@@ -189,13 +189,13 @@ TARGET INLINE void row_sums(moec_qtype type, int NT, const void *row, int64_t n,
     else dot_row(type, NT, row, n, X, ldx, sums);
 }
 
-/* With 3 or more input rows the row-by-row loop is bound by re-reading X: each weight row walks all T rows of X
- * (T = 4, 4096 columns: 64 KB, from L2) for 2·T FMAs per 16 columns, one X load per FMA. wide_tile reads
- * R = QMAT_DECODE_ROWS weight rows side by side against NT = 2 input rows: per 16 columns the 4 X vectors are
- * loaded once for 4 rows' 16 FMAs, and each row's weight vector serves 2 input rows (8 accumulators, 4 X, 2 W:
- * 14 of the 16 registers). The next group's rows are prefetched (rows of a 4096-wide matrix are pages, where the
- * hardware prefetchers stop). Measured on bench_qmatmul's 16384 x 4096 (see the README). f32, bf16 (X in
- * load16_dot's order) and f16; the columns past the last multiple of 16 in scalar code. */
+/* With QMAT_WIDE_MIN_T or more input rows the row-by-row loop is bound by re-reading X: each weight row walks all T
+ * rows of X (T = 4, 4096 columns: 64 KB, from L2) for 2·T FMAs per 16 columns, one X load per FMA. wide_tile reads R =
+ * QMAT_DECODE_ROWS weight rows side by side against NT = 2 input rows: per 16 columns the 4 X vectors are loaded once
+ * for 4 rows' 16 FMAs, and each row's weight vector serves 2 input rows (8 accumulators, 4 X, 2 W: 14 of the 16
+ * registers). The next group's rows are prefetched (rows of a 4096-wide matrix are pages, where the hardware
+ * prefetchers stop). Measured on bench_qmatmul's 16384 x 4096 (see the README). f32, bf16 (X in load16_dot's order) and
+ * f16; the columns past the last multiple of 16 in scalar code. */
 TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W, int64_t o0, const float *X,
                              int64_t ldx, float *Y, int64_t ldy) {
     const int64_t cols = W->cols, n16 = cols / 16 * 16;

@@ -2,10 +2,11 @@
  * the weight decodings, the prepared X copy and the tiling) with 16-wide vectors.
  *
  * Decode (dot): f32, bf16, f16 and Q8_0 row by row, one sequential stream per thread with a software prefetch 1 KB
- * ahead (f16 with one or two input rows: the AVX2 kernel, measured faster, see dot_avx512); bf16 as (even, odd) columns from one 64-byte load (a shift and a mask), against an X copy permuted to
- * match; E4M3 in tiles of 4 rows, 64 bytes per row and step decoded by integer shifts and masks into fp32 bit
- * patterns (e4m3 · 2^-120, exact, subnormals included), against an X copy permuted and scaled by 2^sx, the sums
- * multiplied by 2^(120 - sx) · scale at the end — all exactly as in qmatmul_avx2.c, twice as wide.
+ * ahead (f16 with one input row: the AVX2 kernel, measured faster, see dot_avx512); bf16 as (even, odd) columns
+ * from one 64-byte load (a shift and a mask), against an X copy permuted to match; E4M3 in tiles of 4 rows, 64
+ * bytes per row and step decoded by integer shifts and masks into fp32 bit patterns (e4m3 · 2^-120, exact,
+ * subnormals included), against an X copy permuted and scaled by 2^sx, the sums multiplied by 2^(120 - sx) · scale
+ * at the end — all exactly as in qmatmul_avx2.c, twice as wide.
  * Prefill (dequant): columns in order; E4M3 through vcvtph2ps (the half-precision trick below).
  *
  * The test suite runs these kernels natively where the CPU has AVX-512 (measured and tested natively on Zen 4), and
@@ -159,8 +160,8 @@ TARGET INLINE void row_sums(moec_qtype type, int NT, const void *row, int64_t n,
     else dot_row(type, NT, row, n, X, ldx, sums);
 }
 
-/* 3 or more input rows: R = QMAT_DECODE_ROWS weight rows side by side against NT <= 2 input rows, so that each X
- * vector is loaded once for R rows (qmatmul_avx2.c's wide_tile; 32 columns per step). */
+/* QMAT_WIDE_MIN_T or more input rows: R = QMAT_DECODE_ROWS weight rows side by side against NT <= 2 input rows, so that
+ * each X vector is loaded once for R rows (qmatmul_avx2.c's wide_tile; 32 columns per step). */
 TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W, int64_t o0, const float *X,
                              int64_t ldx, float *Y, int64_t ldy) {
     const int64_t cols = W->cols, n32 = cols / 32 * 32;
@@ -208,8 +209,9 @@ TARGET INLINE void wide_tiles(moec_qtype type, int R, const moec_qmat *W, int64_
     if (t0 < T) wide_tile(type, R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy);
 }
 
-/* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows, row by row (one sequential stream per thread), in blocks
- * of up to 4 input rows, or with T >= 3 (f32 / bf16 / f16) in wide tiles; bf16 expects X in load32_dot's order. */
+/* Y[t·ldy + o] for rows o0 <= o < o1 and the T input rows, row by row (one sequential stream per thread), in blocks of
+ * up to 4 input rows, or with T >= QMAT_WIDE_MIN_T (f32 / bf16 / f16) in wide tiles; bf16 expects X in load32_dot's
+ * order. */
 TARGET INLINE void dot_type(moec_qtype type, const moec_qmat *W, int64_t o0, int64_t o1, const float *X,
                             int64_t ldx, int64_t T, float *Y, int64_t ldy) {
     const int64_t cols = W->cols, n32 = type == MOEC_QT_Q8_0 ? cols : cols / 32 * 32; /* Q8_0: whole blocks */
@@ -407,9 +409,9 @@ TARGET static void dot_avx512(const moec_qmat *W, int64_t o0, int64_t o1, const 
     switch (W->type) {
     case MOEC_QT_F32: dot_type(MOEC_QT_F32, W, o0, o1, X, ldx, T, Y, ldy); return;
     case MOEC_QT_F16:
-        /* One or two input rows: the AVX2 kernel, measured faster on Zen 4 (moe-1b's F16 GGUF decode, bench_infer,
+        /* One input row: the AVX2 kernel, measured faster on Zen 4 (moe-1b's F16 GGUF decode, bench_infer,
          * alternating builds: 42-44 / 56-59 tok/s in the machine's slow / fast memory state against 38-39 / 51-52
-         * with 16-wide vcvtph2ps); 3 or more rows take this file's wide tiles. */
+         * with 16-wide vcvtph2ps); more rows take this file's wide tiles. */
         if (T < QMAT_WIDE_MIN_T) moec_qmat_kernels_avx2.dot(W, o0, o1, X, ldx, T, Y, ldy);
         else dot_type(MOEC_QT_F16, W, o0, o1, X, ldx, T, Y, ldy);
         return;

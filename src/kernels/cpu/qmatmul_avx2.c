@@ -104,7 +104,6 @@ TARGET INLINE float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-
 /* The NT sums Σ_i x_t[i] · w[i] of one f32, bf16 or f16 weight row over its first `n` columns (n a multiple of 16). NT
  * and type are compile-time constants at every call, so the accumulators stay in registers. With NT <= 2 the loop
  * takes 32 columns per step (4·NT independent FMA chains); with NT = 3 or 4, 16 columns (2·NT chains) — enough
@@ -208,7 +207,8 @@ TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W,
         const size_t at = (size_t)i * moec_qtype_size(type);
         if (R == QMAT_DECODE_ROWS && at % 64 == 0) {
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, QMAT_PREFETCH_LOCALITY);
+            for (int r = 0; r < R; r++)
+                __builtin_prefetch(w + (size_t)(R + r) * row_bytes + at + 256, 0, QMAT_PREFETCH_LOCALITY);
         }
         __m256 x[2][2];
 #pragma GCC unroll 2
@@ -338,7 +338,8 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         if (R == QMAT_DECODE_ROWS && i % 64 == 0) {
             const uint8_t *next = w + ahead + (size_t)i + 256;
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
+            for (int r = 0; r < R; r++)
+                __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {

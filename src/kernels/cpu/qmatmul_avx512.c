@@ -160,8 +160,8 @@ TARGET INLINE void row_sums(moec_qtype type, int NT, const void *row, int64_t n,
     else dot_row(type, NT, row, n, X, ldx, sums);
 }
 
-/* QMAT_WIDE_MIN_T or more input rows: R = QMAT_DECODE_ROWS weight rows side by side against NT <= 2 input rows, so that
- * each X vector is loaded once for R rows (qmatmul_avx2.c's wide_tile; 32 columns per step). */
+/* QMAT_WIDE_MIN_T or more input rows: R = QMAT_DECODE_ROWS weight rows side by side against NT <= 2 input rows,
+ * so that each X vector is loaded once for R rows (qmatmul_avx2.c's wide_tile; 32 columns per step). */
 TARGET INLINE void wide_tile(moec_qtype type, int R, int NT, const moec_qmat *W, int64_t o0, const float *X,
                              int64_t ldx, float *Y, int64_t ldy) {
     const int64_t cols = W->cols, n32 = cols / 32 * 32;
@@ -278,7 +278,8 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         if (R == QMAT_DECODE_ROWS) {
             const uint8_t *next = w + ahead + (size_t)i + 256;
 #pragma GCC unroll 4
-            for (int r = 0; r < R; r++) __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
+            for (int r = 0; r < R; r++)
+                __builtin_prefetch(next + (size_t)r * (size_t)cols, 0, QMAT_PREFETCH_LOCALITY);
         } else {
             __builtin_prefetch(w + (size_t)i + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
         }
@@ -315,7 +316,6 @@ TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *
     for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
     if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
 }
-
 
 TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy, const float *post) {

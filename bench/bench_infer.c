@@ -1,16 +1,16 @@
 /* bench_infer.c — moec's inference speed on one model, measured the way llama-bench measures llama.cpp:
  *   prefill ("pp N"): N prompt tokens in one forward from an empty cache (prefill blocks of up to 512 rows),
  *                     tokens/s = N / time;
- *   decode  ("tg M"): M tokens generated one at a time (batch 1, greedy) after a 1-token context,
- *                     tokens/s = M / time;
+ *   decode  ("tg M"): M tokens generated one at a time (batch 1, greedy) after a 1-token context (--depth D:
+ *                     after a D-token context, prefilled untimed, as llama-bench -d D), tokens/s = M / time;
  *   decode batch B:   B sequences decoded together, tokens/s over all of them (shows expert grouping).
  * Each is repeated --reps times (median reported, after one warm-up). Also reported: the weight bytes one decode
  * token reads (every non-expert matrix, K experts per MoE layer, lm_head, one embedding row), the machine's read
  * bandwidth measured in the same process, the decode bound bandwidth / bytes-per-token, and peak RSS (the
  * weights are mapped, so RSS counts the pages actually touched).
  *
- *   bench_infer --model DIR|FILE.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--bw-mib 1024] [--copy 1]
- *               [--activations q8|f32] [--isa auto|scalar|avx2|avx512]   (the matmul kernels; auto = the best this CPU has)
+ *   bench_infer --model DIR|FILE.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--depth 0] [--bw-mib 1024]
+ *               [--copy 1] [--activations q8|f32] [--isa auto|scalar|avx2|avx512]   (the matmul kernels; auto = the best this CPU has)
  * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
  * which random weights spread evenly). */
 #include <math.h>
@@ -73,7 +73,7 @@ static int argmax(const float *v, int n) {
 
 int main(int argc, char **argv) {
     const char *model = NULL;
-    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0;
+    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0, depth = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--pp")) pp = atoi(argv[i + 1]);
@@ -81,6 +81,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--batch")) batch = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--depth")) depth = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bw-mib")) bw_mib = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--copy")) copy = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--isa")) {
@@ -99,8 +100,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (!model || pp < 1 || tg < 1 || reps < 1 || reps > 64) {
-        fprintf(stderr, "usage: bench_infer --model DIR [--pp N] [--tg N] [--reps R] [--threads T] [--batch B]\n"
+    if (!model || pp < 1 || tg < 1 || reps < 1 || reps > 64 || depth < 0) {
+        fprintf(stderr, "usage: bench_infer --model DIR [--pp N] [--tg N] [--reps R] [--threads T] [--batch B] [--depth D]\n"
                         "                   [--activations q8|f32] [--isa auto|scalar|avx2|avx512]\n");
         return 2;
     }
@@ -113,8 +114,15 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (copy) copy_model(&m);
-    const int V = m.cfg.vocab_size, ctx = pp + tg + 2 <= m.cfg.max_seq ? pp + tg + 2 : m.cfg.max_seq;
-    const int64_t block = pp < 512 ? pp : 512, rows = block > batch ? block : batch;
+    const int V = m.cfg.vocab_size, want_ctx = (pp > depth + 1 ? pp : depth + 1) + tg + 1;
+    if (depth + tg + 1 > m.cfg.max_seq) {
+        fprintf(stderr, "bench_infer: --depth %d + --tg %d does not fit the model's context of %d\n", depth, tg,
+                m.cfg.max_seq);
+        return 2;
+    }
+    const int ctx = want_ctx <= m.cfg.max_seq ? want_ctx : m.cfg.max_seq;
+    const int64_t block = pp < 512 ? pp : 512, dblock = depth < 512 ? depth : 512,
+                  rows = block > batch ? (block > dblock ? block : dblock) : (batch > dblock ? batch : dblock);
     moec_session s;
     if (moec_session_init(&s, &m, batch > 1 ? batch : 1, ctx, rows) != MOEC_OK) {
         fprintf(stderr, "bench_infer: %s\n", moec_error_message());
@@ -140,10 +148,16 @@ int main(int argc, char **argv) {
             moec_session_forward(&s, n, ids, slots, want, logits);
         }
         if (rep >= 0) t_pp[rep] = bench_now() - t0;
-        /* decode from a 1-token context */
+        /* decode from a 1-token (or --depth) context */
         moec_session_reset(&s, 0);
         int32_t tok = ids[0], sl = 0;
-        moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+        if (depth <= 1) moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+        for (int at = 0; depth > 1 && at < depth; at += (int)rows) {
+            const int n = depth - at < rows ? depth - at : (int)rows;
+            memset(want, 0, (size_t)n);
+            want[n - 1] = 1;
+            moec_session_forward(&s, n, ids, slots, want, logits);
+        }
         t0 = bench_now();
         for (int i = 0; i < tg; i++) {
             tok = argmax(logits, V);
@@ -187,10 +201,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < reps; i++) printf("%s%.3f", i ? ", " : "", tg / t_tg_raw[i]);
     printf("], \"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
            "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
-           "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"batch\": %d, \"batch_tok_s\": %.2f, "
+           "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"depth\": %d, \"batch\": %d, \"batch_tok_s\": %.2f, "
            "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld, \"activations\": \"%s\", \"isa\": \"%s\"}\n",
            model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
-           pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
+           pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, depth, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
            (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32", moec_qmat_isa_name());
     free(ids);
     free(slots);

@@ -10,6 +10,14 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
 
+/* Decode attention (one query row) works through the cache in blocks of this many keys (online softmax). */
+#define ATTN_DECODE_KEYS 32
+
+/* Per-thread attention scratch, in floats: a block's scores (prefill) or a decode block's (decode). */
+static int64_t scores_stride(const moec_session *s) {
+    return (int64_t)MOEC_ATTN_QBLOCK * s->ctx + (int64_t)s->model->cfg.n_heads * ATTN_DECODE_KEYS;
+}
+
 static void session_zero(moec_session *s) { memset(s, 0, sizeof *s); }
 
 void moec_session_free(moec_session *s) {
@@ -58,7 +66,7 @@ moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_
     ALLOC(s->tmp, R * (D > HD ? D : HD));
     ALLOC(s->h1, R * F);
     ALLOC(s->h3, R * F);
-    ALLOC(s->scores, (int64_t)s->n_score_threads * MOEC_ATTN_QBLOCK * ctx);
+    ALLOC(s->scores, (int64_t)s->n_score_threads * scores_stride(s));
     ALLOC(s->rope_cos, (int64_t)ctx * (c->head_dim / 2));
     ALLOC(s->rope_sin, (int64_t)ctx * (c->head_dim / 2));
     ALLOC(s->final_x, R * D);
@@ -124,36 +132,89 @@ static inline __attribute__((always_inline)) float dot8(const float *a, const fl
     return r;
 }
 
+/* Decode: one row, KV head g and the QH query heads that share it (GQA), in one pass over the cache. Each key and
+ * value row is read from memory once for all QH heads (the cache was evicted by the weights streamed since the
+ * last step, so these reads are what attention costs), ATTN_DECODE_KEYS keys at a time: the block's scores for
+ * every head, then an online softmax (running max m and sum l; the output rescaled when the max grows), then the
+ * block's values accumulated four keys per pass over the output. The next block's keys and this block's values
+ * are prefetched while the scores are computed. */
+static inline __attribute__((always_inline)) void attn_decode_group(const float *q, const float *kc, const float *vc,
+                                                                    int64_t nkeys, int64_t QH, int64_t Dh,
+                                                                    float scale, float *sc, float *o) {
+    float m[MOEC_ATTN_QBLOCK];
+    double l[MOEC_ATTN_QBLOCK];
+    for (int64_t h = 0; h < QH; h++) m[h] = -INFINITY, l[h] = 0.0;
+    memset(o, 0, (size_t)(QH * Dh) * sizeof *o);
+    for (int64_t j0 = 0; j0 < nkeys; j0 += ATTN_DECODE_KEYS) {
+        const int64_t nb = nkeys - j0 < ATTN_DECODE_KEYS ? nkeys - j0 : ATTN_DECODE_KEYS;
+        for (int64_t jj = 0; jj < nb; jj++) {
+            const float *k = kc + (j0 + jj) * Dh;
+            for (int64_t d = 0; d < Dh; d += 16) {
+                __builtin_prefetch(k + ATTN_DECODE_KEYS * Dh + d, 0, 3);
+                __builtin_prefetch(vc + (j0 + jj) * Dh + d, 0, 3);
+            }
+            for (int64_t h = 0; h < QH; h++) sc[h * ATTN_DECODE_KEYS + jj] = scale * dot8(q + h * Dh, k, Dh);
+        }
+        for (int64_t h = 0; h < QH; h++) {
+            float *r = sc + h * ATTN_DECODE_KEYS, mx = m[h], *oh = o + h * Dh;
+            for (int64_t jj = 0; jj < nb; jj++) mx = r[jj] > mx ? r[jj] : mx;
+            if (mx > m[h]) { /* exp(-inf) = 0 on the first block: o and l are still 0 */
+                const float c = expf(m[h] - mx);
+                l[h] *= c;
+                for (int64_t d = 0; d < Dh; d++) oh[d] *= c;
+                m[h] = mx;
+            }
+            double sum = 0;
+            for (int64_t jj = 0; jj < nb; jj++) {
+                r[jj] = expf(r[jj] - mx);
+                sum += r[jj];
+            }
+            l[h] += sum;
+            const float *v = vc + j0 * Dh;
+            int64_t jj = 0;
+            for (; jj + 4 <= nb; jj += 4) {
+                const float p0 = r[jj], p1 = r[jj + 1], p2 = r[jj + 2], p3 = r[jj + 3];
+                const float *v0 = v + jj * Dh, *v1 = v0 + Dh, *v2 = v1 + Dh, *v3 = v2 + Dh;
+                for (int64_t d = 0; d < Dh; d++) oh[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d]);
+            }
+            for (; jj < nb; jj++)
+                for (int64_t d = 0; d < Dh; d++) oh[d] += r[jj] * v[jj * Dh + d];
+        }
+    }
+    for (int64_t h = 0; h < QH; h++) {
+        const float inv = (float)(1.0 / l[h]);
+        for (int64_t d = 0; d < Dh; d++) o[h * Dh + d] *= inv;
+    }
+}
+
 /* One task = one query head of a block of consecutive rows of one sequence (positions p0 .. p0+nr-1):
- * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block. A single row (decode)
- * uses dot products; a block uses two GEMMs (scores, then output), which is what makes prefill fast. */
+ * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block, as two GEMMs (scores,
+ * then output), which is what makes prefill fast. A single row (decode) is a task per KV head instead (head field =
+ * g), attn_decode_group. */
 static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0, int64_t t1, int thread) {
     const attn_args *a = p;
     moec_session *s = a->s;
     const moec_config *c = &s->model->cfg;
-    const int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh;
+    const int64_t H = c->n_heads, G = c->n_kv_heads, Dh = c->head_dim, HD = H * Dh, QH = H / G;
     const float scale = 1.0f / sqrtf((float)Dh);
-    float *sc = s->scores + (int64_t)thread * MOEC_ATTN_QBLOCK * s->ctx;
+    float *sc = s->scores + (int64_t)thread * scores_stride(s);
     for (int64_t t = t0; t < t1; t++) {
         const int32_t *task = s->attn_tasks + 4 * t;
-        const int64_t row0 = task[0], nr = task[1], p0 = task[2], h = task[3], g = h / (H / G);
+        const int64_t row0 = task[0], nr = task[1], p0 = task[2];
         const int64_t slot = a->slots[row0], nkeys = p0 + nr;
-        const int64_t base = kv_at(s, a->layer, slot, g, 0);
+        if (nr == 1) {
+            const int64_t g = task[3], base = kv_at(s, a->layer, slot, g, 0);
+            for (int64_t h0 = g * QH; h0 < (g + 1) * QH; h0 += MOEC_ATTN_QBLOCK) {
+                const int64_t nh = (g + 1) * QH - h0 < MOEC_ATTN_QBLOCK ? (g + 1) * QH - h0 : MOEC_ATTN_QBLOCK;
+                attn_decode_group(s->q + row0 * HD + h0 * Dh, s->k_cache + base, s->v_cache + base, nkeys, nh, Dh,
+                                  scale, sc, s->att + row0 * HD + h0 * Dh);
+            }
+            continue;
+        }
+        const int64_t h = task[3], g = h / QH, base = kv_at(s, a->layer, slot, g, 0);
         const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row0 * HD + h * Dh;
         float *o = s->att + row0 * HD + h * Dh;
-        if (nr == 1) {
-            /* The cache was evicted by the weights streamed since the last step: fetch the keys a few rows
-             * ahead, and this row's values for the second pass, while the dot products run. */
-            for (int64_t j = 0; j < nkeys; j++) {
-                for (int64_t d = 0; d < Dh; d += 16) {
-                    __builtin_prefetch(kc + (j + 4) * Dh + d, 0, 3);
-                    __builtin_prefetch(vc + j * Dh + d, 0, 3);
-                }
-                sc[j] = scale * dot8(q, kc + j * Dh, Dh);
-            }
-        } else {
-            moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, Dh, 0.0f, sc, nkeys);
-        }
+        moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, Dh, 0.0f, sc, nkeys);
         for (int64_t i = 0; i < nr; i++) {
             float *r = sc + i * nkeys, mx = -INFINITY;
             const int64_t valid = p0 + i + 1; /* row i sees positions 0 .. p0+i */
@@ -167,15 +228,7 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
             for (int64_t j = 0; j < valid; j++) r[j] *= inv;
             for (int64_t j = valid; j < nkeys; j++) r[j] = 0.0f;
         }
-        if (nr == 1) {
-            memset(o, 0, (size_t)Dh * sizeof *o);
-            for (int64_t j = 0; j < nkeys; j++) {
-                const float pj = sc[j], *vr = vc + j * Dh;
-                for (int64_t d = 0; d < Dh; d++) o[d] += pj * vr[d];
-            }
-        } else {
-            moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, Dh, 0.0f, o, HD);
-        }
+        moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, Dh, 0.0f, o, HD);
     }
 }
 
@@ -196,7 +249,8 @@ static int64_t attn_plan(moec_session *s, int64_t n, const int32_t *slots) {
     for (int64_t i = 0; i < n;) {
         int64_t j = i + 1;
         while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
-        for (int64_t h = 0; h < H; h++, nt++) {
+        const int64_t heads = j - i == 1 ? s->model->cfg.n_kv_heads : H; /* decode: a task per KV head */
+        for (int64_t h = 0; h < heads; h++, nt++) {
             int32_t *t = s->attn_tasks + 4 * nt;
             t[0] = (int32_t)i, t[1] = (int32_t)(j - i), t[2] = s->pos[i], t[3] = (int32_t)h;
         }
@@ -291,7 +345,7 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
         s->pos[i] = (int32_t)p;
     }
     if (moec_threads_count() > s->n_score_threads) {
-        float *sc = moec_alloc_floats((int64_t)moec_threads_count() * MOEC_ATTN_QBLOCK * s->ctx);
+        float *sc = moec_alloc_floats((int64_t)moec_threads_count() * scores_stride(s));
         if (!sc) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
         moec_free(s->scores);
         s->scores = sc;

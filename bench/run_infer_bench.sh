@@ -6,6 +6,8 @@
 #          MOEC_BENCH_ONLY    "ref-moe-small" or "moe-1b" to run one model; MOEC_BENCH_TYPES ("q8_0 f16 q4_k_m";
 #                             q4_k_m: llama.cpp's own Q4_K_M file, which moec runs in place — no moec format of its own)
 #          MOEC_BENCH_PP      prompt length of the prefill test (512), MOEC_BENCH_TG decode length (128)
+#          MOEC_BENCH_DEPTH   context before the second decode test, "tgTG@dDEPTH" (512; 0: no such test): TG steps
+#                             after DEPTH tokens prefilled untimed (llama-bench -d), 8-bit and 16-bit types only
 #          MOEC_BENCH_ISA     moec's kernels: auto (default: the best the CPU has), avx2, avx512, scalar
 #          MOEC_BENCH_PREBUILT=1 with MOEC_LLAMA_BENCH_BIN=PATH: no installs or builds (see below)
 # Models (bench/make_bench_model.py, random weights, Mixtral layout, λ = 0):
@@ -28,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5} THREADS=${2:-2}
-PP=${MOEC_BENCH_PP:-512} TG=${MOEC_BENCH_TG:-128}
+PP=${MOEC_BENCH_PP:-512} TG=${MOEC_BENCH_TG:-128} DEPTH=${MOEC_BENCH_DEPTH:-512}
 TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16 q4_k_m"}
 MODELS=${MOEC_BENCH_ONLY:-"ref-moe-small moe-1b"}
 DIR=${MOEC_BENCH_MODELS:-$HOME/.cache/moec/bench-models}
@@ -137,6 +139,18 @@ for line in open(sys.argv[5]):
                       "samples_ts": r["samples_ts"], "bw_after": [float(sys.argv[4])] * len(r["samples_ts"]),
                       "gguf_by": sys.argv[3]}))' "$1" "$2" "$(cat "$g.writer")" "$bw" "$DIR/llama.out.jsonl" >> "$RESULTS"
 }
+llama_bench_depth() { # $1 = model, $2 = type: decode after DEPTH tokens, {"test": "tgTG@dDEPTH"}
+    local g=$DIR/$1.$2.gguf
+    "$LLAMA_BENCH" -m "$g" -t "$THREADS" -p 0 -n "$TG" -d "$DEPTH" -r 1 -o jsonl 2>/dev/null > "$DIR/llama.out.jsonl"
+    local bw; bw=$(bandwidth_now)
+    "$PY" -c '
+import json, sys
+for line in open(sys.argv[4]):
+    r = json.loads(line)
+    print(json.dumps({"model": sys.argv[1], "type": sys.argv[2], "impl": "llama.cpp",
+                      "test": "tg%d@d%d" % (r["n_gen"], r["n_depth"]), "samples_ts": r["samples_ts"],
+                      "bw_after": [float(sys.argv[3])] * len(r["samples_ts"])}))' "$1" "$2" "$bw" "$DIR/llama.out.jsonl" >> "$RESULTS"
+}
 
 # ---------------------------------------------------------------- moec
 # moec runs its own formats of the same weights: fp8 E4M3 with per-row scales (`moec quantize --to fp8`) against
@@ -177,6 +191,23 @@ for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
 PYEOF
 }
 
+moec_bench_depth() { # $1 = model, $2 = llama.cpp type it is compared with: decode after DEPTH tokens
+    local m=$1 t=$2 mt d
+    mt=$(moec_type "$t")
+    d=$(moec_model "$m" "$t")
+    ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp 1 --tg "$TG" --depth "$DEPTH" --reps 1 \
+        --isa "$ISA" --bw-mib 256 > "$DIR/moec.$m.$mt.depth.json"
+    local bw; bw=$(bandwidth_now)
+    "$PY" -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(json.dumps({"model": sys.argv[2], "type": sys.argv[3], "vs": sys.argv[4], "impl": "moec",
+                  "test": "tg%d@d%d" % (r["tg"], r["depth"]), "samples_ts": r["tg_samples"],
+                  "bw_after": [float(sys.argv[5])] * len(r["tg_samples"]), "peak_rss_mb": r["peak_rss_mb"],
+                  "huge_mapped_mb": r.get("huge_mapped_bytes", -1) >> 20}))' \
+        "$DIR/moec.$m.$mt.depth.json" "$m" "$mt" "$t" "$bw" >> "$RESULTS"
+}
+
 moec_gguf_bench() { # $1 = model, $2 = type: moec on llama.cpp's own file
     local g=$DIR/$1.$2.gguf
     evict "$g"
@@ -208,6 +239,10 @@ for m in $MODELS; do
             llama_bench "$m" "$t" 1
             [ "$t" = q4_k_m ] || moec_bench "$m" "$t" 1 # (no moec format of its own: the file only)
             moec_gguf_bench "$m" "$t" 1
+            if [ "$DEPTH" -gt 0 ] && [ "$t" != q4_k_m ]; then
+                llama_bench_depth "$m" "$t"
+                moec_bench_depth "$m" "$t"
+            fi
         done
     done
 done
@@ -235,7 +270,8 @@ def per_gbs(r):  # each sample's tokens/s per GB/s of the read bandwidth measure
     return [x / b for x, b in zip(r["samples_ts"], r.get("bw_after", [])) if b > 0]
 print(f"\ninference, {threads} threads, medians of the repetitions; decode bound = weight bytes read per token / "
       f"{bw:.1f} GB/s (best measured read bandwidth); paired = each sample against the bound of the bandwidth "
-      f"measured right after it, median")
+      f"measured right after it, median; tgN@dD = N decode steps after a D-token context (no bound: it also "
+      f"reads the KV cache, fp32 in moec, f16 in llama.cpp)")
 print(f"{'model':14} {'type':5} {'impl':10} {'test':>6} {'tok/s':>9} {'bound':>8} {'of bound':>8} {'paired':>7}  "
       f"{'GGUF by':9} samples")
 for r in rows:
@@ -246,7 +282,7 @@ for r in rows:
     counted = [x["active_bytes"] for x in rows if x["model"] == r["model"] and x["type"] == r["type"] and "active_bytes" in x]
     read = p["read_params_per_token"] * bytes_per_weight[r["type"]] if r["type"] in bytes_per_weight else \
         (counted[0] if counted else 0)
-    if r["test"].startswith("tg") and read:
+    if r["test"].startswith("tg") and "@" not in r["test"] and read:
         b = bw * 1e9 / read
         bound, share = f"{b:8.1f}", f"{100 * med / b:7.0f}%"
         if per_gbs(r):
@@ -268,6 +304,27 @@ for r in rows:
         per = f", per GB/s {norm:5.2f}x" if r["test"].startswith("tg") else " " * 17  # (decode: memory-bound)
         print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x{per}   "
               f"(moec peak RSS {r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
+# The shared machine's memory flips between two states (README: "the machine"): decode samples split by the
+# bandwidth measured right after them, slow (< 1.3 x the run's lowest) and fast, each engine's median per state.
+allbw = [b for r in rows for b in r.get("bw_after", []) if b > 0]
+if allbw:
+    cut = 1.3 * min(allbw)
+    def by_state(r, fast):
+        return [x for x, b in zip(r["samples_ts"], r.get("bw_after", [])) if b > 0 and (b >= cut) == fast]
+    print(f"\ndecode by memory state (bandwidth after the sample below / at least {cut:.1f} GB/s), moec / llama.cpp "
+          f"medians (samples):")
+    for r in rows:
+        if not r["impl"].startswith("moec") or not r["test"].startswith("tg"): continue
+        peer = [x for x in rows if x["impl"] == "llama.cpp" and x["model"] == r["model"] and x["type"] == r["vs"]
+                and x["test"] == r["test"]]
+        if not peer: continue
+        cells = []
+        for fast in (False, True):
+            a, b = by_state(r, fast), by_state(peer[0], fast)
+            cells.append(f"{'fast' if fast else 'slow'} {statistics.median(a):7.1f} / {statistics.median(b):7.1f} = "
+                         f"{statistics.median(a) / statistics.median(b):4.2f}x ({len(a)}/{len(b)})" if a and b else
+                         f"{'fast' if fast else 'slow'} {'-':>28} ({len(a)}/{len(b)})")
+        print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>9}: {cells[0]}   {cells[1]}")
 for name in sorted({r["model"] for r in rows}):
     p = json.load(open(f"{sys.argv[2]}/{name}.params.json"))
     print(f"{name}: {p['params'] / 1e6:.1f}M parameters, {p['active_params'] / 1e6:.1f}M active, "

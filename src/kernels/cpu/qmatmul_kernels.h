@@ -21,7 +21,9 @@
 #ifndef QMAT_PREFETCH_BYTES
 #define QMAT_PREFETCH_BYTES 1024
 #endif
+#ifndef QMAT_PREFETCH_LOCALITY
 #define QMAT_PREFETCH_LOCALITY 2
+#endif
 
 /* The E4M3 decode tiles read QMAT_DECODE_ROWS rows side by side (4 streams a row apart) and prefetch, for each
  * 64 bytes consumed per row, the same columns of the rows a whole number of groups ahead: at least

@@ -4,18 +4,32 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/cpu.h"
 #include "core/threads.h"
+#include "kernels/cpu/attn_decode.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
 
-/* Decode attention (one query row) works through the cache in blocks of this many keys (online softmax). */
-#define ATTN_DECODE_KEYS 32
-
 /* Per-thread attention scratch, in floats: a block's scores (prefill) or a decode block's (decode). */
 static int64_t scores_stride(const moec_session *s) {
-    return (int64_t)MOEC_ATTN_QBLOCK * s->ctx + (int64_t)s->model->cfg.n_heads * ATTN_DECODE_KEYS;
+    return (int64_t)MOEC_ATTN_QBLOCK * s->ctx + (int64_t)s->model->cfg.n_heads * MOEC_ATTN_DECODE_KEYS;
+}
+
+/* The KV cache, zeroed, in 2 MB pages where the kernel gives them (transparent huge pages on request,
+ * madvise mode): decode reads every cached position of every layer each step, tens of MB as one sequential stream
+ * per KV head, and in 4 KB pages each 4 KB of it is another TLB entry (moe-1b fp8 at 512 positions: attention
+ * 2.96 -> 2.67 ms per step, kernels/cpu/attn_decode.c). Freed with moec_free (free). */
+static float *alloc_cache(int64_t n) {
+    const size_t huge = (size_t)2 << 20;
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    bytes = (bytes + huge - 1) / huge * huge;
+    float *p = aligned_alloc(huge, bytes);
+    if (!p) return NULL;
+    (void)madvise(p, bytes, MADV_HUGEPAGE); /* before the first touch, so that the faults map 2 MB pages */
+    memset(p, 0, bytes);
+    return p;
 }
 
 static void session_zero(moec_session *s) { memset(s, 0, sizeof *s); }
@@ -55,8 +69,8 @@ moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_
     s->n_score_threads = moec_threads_count();
     int ok = 1;
 #define ALLOC(p, n) ok &= ((p) = moec_alloc_floats(n)) != NULL
-    ALLOC(s->k_cache, cache);
-    ALLOC(s->v_cache, cache);
+    ok &= (s->k_cache = alloc_cache(cache)) != NULL;
+    ok &= (s->v_cache = alloc_cache(cache)) != NULL;
     ALLOC(s->x, R * D);
     ALLOC(s->xn, R * D);
     ALLOC(s->q, R * HD);
@@ -121,76 +135,10 @@ typedef struct {
     int layer;
 } attn_args;
 
-/* dot of two Dh-vectors with 8 independent partial sums, which the compiler vectorises without reassociating */
-static inline __attribute__((always_inline)) float dot8(const float *a, const float *b, int64_t n) {
-    float acc[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float r = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-
-/* Decode: one row, KV head g and the QH query heads that share it (GQA), in one pass over the cache. Each key and
- * value row is read from memory once for all QH heads (the cache was evicted by the weights streamed since the
- * last step, so these reads are what attention costs), ATTN_DECODE_KEYS keys at a time: the block's scores for
- * every head, then an online softmax (running max m and sum l; the output rescaled when the max grows), then the
- * block's values accumulated four keys per pass over the output. The next block's keys and this block's values
- * are prefetched while the scores are computed. */
-static inline __attribute__((always_inline)) void attn_decode_group(const float *q, const float *kc, const float *vc,
-                                                                    int64_t nkeys, int64_t QH, int64_t Dh,
-                                                                    float scale, float *sc, float *o) {
-    float m[MOEC_ATTN_QBLOCK];
-    double l[MOEC_ATTN_QBLOCK];
-    for (int64_t h = 0; h < QH; h++) m[h] = -INFINITY, l[h] = 0.0;
-    memset(o, 0, (size_t)(QH * Dh) * sizeof *o);
-    for (int64_t j0 = 0; j0 < nkeys; j0 += ATTN_DECODE_KEYS) {
-        const int64_t nb = nkeys - j0 < ATTN_DECODE_KEYS ? nkeys - j0 : ATTN_DECODE_KEYS;
-        for (int64_t jj = 0; jj < nb; jj++) {
-            const float *k = kc + (j0 + jj) * Dh;
-            for (int64_t d = 0; d < Dh; d += 16) {
-                __builtin_prefetch(k + ATTN_DECODE_KEYS * Dh + d, 0, 3);
-                __builtin_prefetch(vc + (j0 + jj) * Dh + d, 0, 3);
-            }
-            for (int64_t h = 0; h < QH; h++) sc[h * ATTN_DECODE_KEYS + jj] = scale * dot8(q + h * Dh, k, Dh);
-        }
-        for (int64_t h = 0; h < QH; h++) {
-            float *r = sc + h * ATTN_DECODE_KEYS, mx = m[h], *oh = o + h * Dh;
-            for (int64_t jj = 0; jj < nb; jj++) mx = r[jj] > mx ? r[jj] : mx;
-            if (mx > m[h]) { /* exp(-inf) = 0 on the first block: o and l are still 0 */
-                const float c = expf(m[h] - mx);
-                l[h] *= c;
-                for (int64_t d = 0; d < Dh; d++) oh[d] *= c;
-                m[h] = mx;
-            }
-            double sum = 0;
-            for (int64_t jj = 0; jj < nb; jj++) {
-                r[jj] = expf(r[jj] - mx);
-                sum += r[jj];
-            }
-            l[h] += sum;
-            const float *v = vc + j0 * Dh;
-            int64_t jj = 0;
-            for (; jj + 4 <= nb; jj += 4) {
-                const float p0 = r[jj], p1 = r[jj + 1], p2 = r[jj + 2], p3 = r[jj + 3];
-                const float *v0 = v + jj * Dh, *v1 = v0 + Dh, *v2 = v1 + Dh, *v3 = v2 + Dh;
-                for (int64_t d = 0; d < Dh; d++) oh[d] += (p0 * v0[d] + p1 * v1[d]) + (p2 * v2[d] + p3 * v3[d]);
-            }
-            for (; jj < nb; jj++)
-                for (int64_t d = 0; d < Dh; d++) oh[d] += r[jj] * v[jj * Dh + d];
-        }
-    }
-    for (int64_t h = 0; h < QH; h++) {
-        const float inv = (float)(1.0 / l[h]);
-        for (int64_t d = 0; d < Dh; d++) o[h * Dh + d] *= inv;
-    }
-}
-
 /* One task = one query head of a block of consecutive rows of one sequence (positions p0 .. p0+nr-1):
  * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block, as two GEMMs (scores,
  * then output), which is what makes prefill fast. A single row (decode) is a task per KV head instead (head field =
- * g), attn_decode_group. */
+ * g), kernels/cpu/attn_decode.h. */
 static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0, int64_t t1, int thread) {
     const attn_args *a = p;
     moec_session *s = a->s;
@@ -204,10 +152,11 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
         const int64_t slot = a->slots[row0], nkeys = p0 + nr;
         if (nr == 1) {
             const int64_t g = task[3], base = kv_at(s, a->layer, slot, g, 0);
-            for (int64_t h0 = g * QH; h0 < (g + 1) * QH; h0 += MOEC_ATTN_QBLOCK) {
-                const int64_t nh = (g + 1) * QH - h0 < MOEC_ATTN_QBLOCK ? (g + 1) * QH - h0 : MOEC_ATTN_QBLOCK;
-                attn_decode_group(s->q + row0 * HD + h0 * Dh, s->k_cache + base, s->v_cache + base, nkeys, nh, Dh,
-                                  scale, sc, s->att + row0 * HD + h0 * Dh);
+            for (int64_t h0 = g * QH; h0 < (g + 1) * QH; h0 += MOEC_ATTN_DECODE_MAX_HEADS) {
+                const int64_t left = (g + 1) * QH - h0;
+                moec_attn_decode(s->q + row0 * HD + h0 * Dh, s->k_cache + base, s->v_cache + base, nkeys,
+                                 left < MOEC_ATTN_DECODE_MAX_HEADS ? left : MOEC_ATTN_DECODE_MAX_HEADS, Dh, scale, sc,
+                                 s->att + row0 * HD + h0 * Dh);
             }
             continue;
         }
@@ -219,12 +168,7 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
             float *r = sc + i * nkeys, mx = -INFINITY;
             const int64_t valid = p0 + i + 1; /* row i sees positions 0 .. p0+i */
             for (int64_t j = 0; j < valid; j++) mx = r[j] > mx ? r[j] : mx;
-            double sum = 0;
-            for (int64_t j = 0; j < valid; j++) {
-                r[j] = expf(r[j] - mx);
-                sum += r[j];
-            }
-            const float inv = (float)(1.0 / sum);
+            const float inv = (float)(1.0 / moec_softmax_numerators(r, valid, mx));
             for (int64_t j = 0; j < valid; j++) r[j] *= inv;
             for (int64_t j = valid; j < nkeys; j++) r[j] = 0.0f;
         }

@@ -2,6 +2,8 @@
 # run_infer_bench.sh — inference throughput, moec vs llama.cpp (pinned, scripts/llama_cpp.sh), same machine,
 # same threads, same GGUF-able models, and the memory-bandwidth bound for decoding.
 #   usage: bash bench/run_infer_bench.sh [ROUNDS=5] [THREADS=2]
+#          bash bench/run_infer_bench.sh --table RESULTS.jsonl...   the table over the samples of several runs together
+#                                     (copies of $MOEC_BENCH_MODELS/results.jsonl; the best bandwidth any sample saw)
 #   env:   MOEC_BENCH_MODELS  where the models and GGUFs are kept between runs (~/.cache/moec/bench-models)
 #          MOEC_BENCH_ONLY    "ref-moe-small" or "moe-1b" to run one model; MOEC_BENCH_TYPES ("q8_0 f16 q4_k_m";
 #                             q4_k_m: llama.cpp's own Q4_K_M file, which moec runs in place — no moec format of its own)
@@ -29,13 +31,22 @@
 #              by tens of percent within minutes, more than the engines differ.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+TABLE_ONLY=()
+if [ "${1:-}" = --table ]; then
+    shift
+    TABLE_ONLY=("$@")
+    [ ${#TABLE_ONLY[@]} -gt 0 ] || { echo "usage: $0 --table RESULTS.jsonl..." >&2; exit 2; }
+    set --
+fi
 ROUNDS=${1:-5} THREADS=${2:-2}
 PP=${MOEC_BENCH_PP:-512} TG=${MOEC_BENCH_TG:-128} DEPTH=${MOEC_BENCH_DEPTH:-512}
 TYPES=${MOEC_BENCH_TYPES:-"q8_0 f16 q4_k_m"}
 MODELS=${MOEC_BENCH_ONLY:-"ref-moe-small moe-1b"}
 DIR=${MOEC_BENCH_MODELS:-$HOME/.cache/moec/bench-models}
 ISA=${MOEC_BENCH_ISA:-auto} # moec's matmul kernels (bench_infer --isa)
-if [ "${MOEC_BENCH_PREBUILT:-0}" = 1 ]; then
+if [ ${#TABLE_ONLY[@]} -gt 0 ]; then
+    PY=${MOEC_PYTHON:-python3}
+elif [ "${MOEC_BENCH_PREBUILT:-0}" = 1 ]; then
     # A machine with no package registry (e.g. a lent GPU host, for its CPU): build/ and a llama.cpp built
     # elsewhere; python3 with numpy. MOEC_LLAMA_BENCH_BIN = that llama-bench (q4_k_m is not available here).
     PY=${MOEC_PYTHON:-python3}
@@ -52,7 +63,14 @@ else
 fi
 mkdir -p "$DIR"
 RESULTS=$DIR/results.jsonl
-: > "$RESULTS"
+if [ ${#TABLE_ONLY[@]} -gt 0 ]; then
+    RESULTS=$(mktemp)
+    trap 'rm -f "$RESULTS"' EXIT
+    cat "${TABLE_ONLY[@]}" > "$RESULTS"
+    MODELS="" # nothing to run: straight to the table
+else
+    : > "$RESULTS"
+fi
 
 # ---------------------------------------------------------------- memory read bandwidth
 # build/bench/bench_bandwidth: THREADS threads stream-sum a 1 GiB buffer, best of 10 passes — the sustained read
@@ -248,7 +266,12 @@ for m in $MODELS; do
 done
 
 # ---------------------------------------------------------------- table
-BW=$(sort -g "$DIR/bandwidth.txt" | tail -n 1)
+if [ ${#TABLE_ONLY[@]} -gt 0 ]; then
+    BW=$("$PY" -c 'import json, sys
+print(max(b for l in open(sys.argv[1]) if l.strip() for b in json.loads(l).get("bw_after", [0])))' "$RESULTS")
+else
+    BW=$(sort -g "$DIR/bandwidth.txt" | tail -n 1)
+fi
 "$PY" - "$RESULTS" "$DIR" "$BW" "$THREADS" <<'PYEOF'
 import json, statistics, sys
 # one line per round and engine: merge the rounds' samples of each (model, type, engine, test)

@@ -6,7 +6,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "core/cpu.h"
 #include "core/threads.h"
 #include "kernels/cpu/attn_decode.h"
 #include "kernels/cpu/gemm.h"
@@ -139,7 +138,7 @@ typedef struct {
  * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block, as two GEMMs (scores,
  * then output), which is what makes prefill fast. A single row (decode) is a task per KV head instead (head field =
  * g), kernels/cpu/attn_decode.h. */
-static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0, int64_t t1, int thread) {
+static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
     const attn_args *a = p;
     moec_session *s = a->s;
     const moec_config *c = &s->model->cfg;
@@ -174,16 +173,6 @@ static inline __attribute__((always_inline)) void attn_body(void *p, int64_t t0,
         }
         moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, Dh, 0.0f, o, HD);
     }
-}
-
-/* The body compiled twice: for AVX2+FMA and for baseline x86-64 (the build has no global -march); the per-row dot
- * products and sums are worth 8-wide vectors. attn_task picks one by the CPU. */
-__attribute__((target("avx2,fma"))) static void attn_task_avx2(void *p, int64_t t0, int64_t t1, int thread) {
-    attn_body(p, t0, t1, thread);
-}
-static void attn_task_base(void *p, int64_t t0, int64_t t1, int thread) { attn_body(p, t0, t1, thread); }
-static moec_task_fn attn_task_for_cpu(void) {
-    return moec_cpu_has_avx2() ? attn_task_avx2 : attn_task_base;
 }
 
 /* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads. */
@@ -297,7 +286,6 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
     }
     for (int64_t i = 0; i < n; i++) moec_qmat_row(s->x + i * D, &m->tok_emb, tokens[i]);
     const int64_t n_attn_tasks = attn_plan(s, n, slots);
-    const moec_task_fn attn_task = attn_task_for_cpu();
     for (int l = 0; l < c->n_layers; l++) {
         const moec_infer_layer *L = &m->layers[l];
         moec_rmsnorm_forward(s->xn, s->rstd, s->x, L->attn_norm, n, D, c->norm_eps);

@@ -121,8 +121,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     const int ctx = want_ctx <= m.cfg.max_seq ? want_ctx : m.cfg.max_seq;
-    const int64_t block = pp < 512 ? pp : 512, dblock = depth < 512 ? depth : 512,
-                  rows = block > batch ? (block > dblock ? block : dblock) : (batch > dblock ? batch : dblock);
+    const int64_t block = pp < 512 ? pp : 512, dblock = depth < 512 ? depth : 512; /* prefill blocks */
+    int64_t rows = block; /* the session's rows per call: the largest block or batch */
+    if (batch > rows) rows = batch;
+    if (dblock > rows) rows = dblock;
     moec_session s;
     if (moec_session_init(&s, &m, batch > 1 ? batch : 1, ctx, rows) != MOEC_OK) {
         fprintf(stderr, "bench_infer: %s\n", moec_error_message());

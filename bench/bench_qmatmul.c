@@ -70,6 +70,13 @@ static void mat_make(bench_mat *b, moec_qtype type, int64_t O, int64_t I) {
             for (int64_t i = 0; i < I; i++) ((uint16_t *)b->data)[o * I + i] = moec_f32_to_f16(row[i]);
             break;
         case MOEC_QT_Q8_0: moec_q8_0_quantize(row, I, (uint8_t *)b->data + o * moec_qtype_row_bytes(type, I)); break;
+        case MOEC_QT_BF16P: {
+            uint16_t *h = malloc(sizeof *h * (size_t)I);
+            for (int64_t i = 0; i < I; i++) h[i] = moec_f32_to_bf16(row[i]);
+            if (moec_bf16p_pack_row(h, I, (uint8_t *)b->data + o * moec_qtype_row_bytes(type, I)) < 0) abort();
+            free(h);
+            break;
+        }
         default: break; /* ggml's other block types: not benchmarked here (no quantiser for them in moec) */
         }
     }
@@ -100,7 +107,8 @@ static double time_matmul(const moec_qmat *W, const float *Wf, int64_t O, int64_
 
 static const moec_qtype types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F8E4M3};
 /* decode also for f16 and q8_0 (their prefill is bf16's: dequantise, then the same GEMM) */
-static const moec_qtype decode_types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_F16, MOEC_QT_Q8_0, MOEC_QT_F8E4M3};
+static const moec_qtype decode_types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_BF16P, MOEC_QT_F16, MOEC_QT_Q8_0,
+                                          MOEC_QT_F8E4M3};
 
 int main(int argc, char **argv) {
     int threads = 0, sweep = 0, skip_main = 0;

@@ -61,7 +61,7 @@ if [ "${MOEC_EMU512:-1}" != 0 ]; then
     echo "== build (AVX-512 kernels, emulated)"
     if make -j"$JOBS" BUILD=build-emu512 DEFS="-DMOEC_EMULATE_AVX512 -Wno-psabi" all; then
         MOEC_EXPECT_KERNELS=avx512 run_suite build-emu512 avx512-emulated \
-            "test_gemm test_qmatmul test_infer test_layers_grad test_generate.sh test_vs_torch.sh test_gguf_llama.sh"
+            "test_gemm test_qmatmul test_bf16p test_infer test_layers_grad test_generate.sh test_vs_torch.sh test_gguf_llama.sh"
     else
         failed=$((failed + 1)); failed_names+=("AVX-512 emulated build")
     fi

@@ -5,7 +5,7 @@
  *     normalisation (λ = 1), and an MoE with λ = 0 and tied embeddings;
  *   - several sequences decoded together in one call (rows of different slots interleaved, different lengths)
  *     give each sequence's own full-forward logits;
- *   - `moec quantize` output (bf16, f16, fp8) run in place from the mapped file equals the full forward of the
+ *   - `moec quantize` output (bf16, f16, fp8, bf16p) run in place from the mapped file equals the full forward of the
  *     dequantised weights (moec_model_dir_load dequantises independently of the kernels), and nothing is copied;
  *   - the model exported to GGUF (f32, f16, bf16, q8_0) and run in place from the mapped GGUF equals the full
  *     forward of moec_gguf_load's fp32 conversion of the same file (its own decoders and row un-permutation), and
@@ -62,6 +62,13 @@ static moec_config make_config(int kind) {
         c.is_moe_layer[2] = 1;
         c.tie_embeddings = kind == 2;
     }
+    if (kind == 4) { /* every matrix 128 columns wide: what bf16p packs (core/bf16p.h) */
+        c.hidden = 128;
+        c.head_dim = 32;
+        c.ffn_dim = 128;
+        c.moe.ffn_dim = 128;
+        c.moe.gate_lambda = 1.0f;
+    }
     return c;
 }
 
@@ -117,7 +124,8 @@ static double incremental(moec_session *s, int slot, const int32_t *ids, int S, 
 }
 
 static void test_kind(int kind, const char *tmpdir) {
-    static const char *names[] = {"dense GQA + qkv bias", "MoE λ=1", "MoE λ=0 tied", "MoE λ=0 every layer"};
+    static const char *names[] = {"dense GQA + qkv bias", "MoE λ=1", "MoE λ=0 tied", "MoE λ=0 every layer",
+                                  "MoE λ=1 128 wide"};
     moec_config c = make_config(kind);
     moec_model m;
     if (moec_model_init(&m, &c) != MOEC_OK) {
@@ -203,8 +211,8 @@ static void test_kind(int kind, const char *tmpdir) {
     char dir[512], qdir[512];
     snprintf(dir, sizeof dir, "%s/m%d", tmpdir, kind);
     CHECK(moec_model_dir_save(dir, &c, &m.table, m.params, NULL, 0) == MOEC_OK, "%s: save", names[kind]);
-    for (int qt = 0; qt < 3; qt++) {
-        const moec_qtype to = qt == 0 ? MOEC_QT_BF16 : qt == 1 ? MOEC_QT_F16 : MOEC_QT_F8E4M3;
+    for (int qt = 0; qt < 4; qt++) {
+        const moec_qtype to = qt == 0 ? MOEC_QT_BF16 : qt == 1 ? MOEC_QT_F16 : qt == 2 ? MOEC_QT_F8E4M3 : MOEC_QT_BF16P;
         snprintf(qdir, sizeof qdir, "%s/m%d-%s", tmpdir, kind, moec_qtype_name(to));
         if (moec_quantize_model(dir, qdir, to) != MOEC_OK) {
             CHECK(0, "%s: quantize to %s: %s", names[kind], moec_qtype_name(to), moec_error_message());
@@ -228,6 +236,10 @@ static void test_kind(int kind, const char *tmpdir) {
         } else {
             CHECK(qm.mapped_bytes == qm.weight_bytes, "%s %s: weights used in place, nothing copied (%lld of %lld bytes)",
                   names[kind], moec_qtype_name(to), (long long)qm.mapped_bytes, (long long)qm.weight_bytes);
+            if (to == MOEC_QT_BF16P) /* packed only where every matrix is a multiple of 128 wide, else bf16 */
+                CHECK(qm.layers[0].wq.type == (kind == 4 ? MOEC_QT_BF16P : MOEC_QT_BF16) &&
+                          qm.lm_head.type == qm.layers[0].wq.type,
+                      "%s bf16p: matrices stored as %s", names[kind], moec_qtype_name(qm.layers[0].wq.type));
             moec_session qs;
             moec_session_init(&qs, &qm, 1, 48, 64);
             double d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
@@ -313,7 +325,7 @@ int main(void) {
     char tmpl[] = "/tmp/moec-test-infer-XXXXXX";
     const char *tmp = mkdtemp(tmpl);
     if (!tmp) return 1;
-    for (int kind = 0; kind < 4; kind++) test_kind(kind, tmp);
+    for (int kind = 0; kind < 5; kind++) test_kind(kind, tmp);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmp);

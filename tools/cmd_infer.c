@@ -319,8 +319,9 @@ int cmd_quantize(int argc, char **argv) {
     moec_qtype t;
     if (!strcmp(to, "fp8") || !strcmp(to, "f8_e4m3")) t = MOEC_QT_F8E4M3;
     else if (!strcmp(to, "bf16")) t = MOEC_QT_BF16;
+    else if (!strcmp(to, "bf16p")) t = MOEC_QT_BF16P;
     else if (!strcmp(to, "f16") || !strcmp(to, "fp16")) t = MOEC_QT_F16;
-    else return usage_error("--to must be fp8, bf16 or f16", to);
+    else return usage_error("--to must be fp8, bf16, bf16p or f16", to);
     moec_status st = moec_quantize_model(model, out, t);
     if (st != MOEC_OK) return fail(st);
     printf("wrote %s (%s weights)\n", out, moec_qtype_name(t));

@@ -47,9 +47,10 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
     const char *file = NULL;
     MOEC_TRY(moec_tensor_source_find(m->source, dir, p->name, &t, &file));
     if (!t) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' is missing", dir, p->name);
+    const int packed = p->ndim == 2 && moec_bf16p_tensor_is(t, p->shape[0], p->shape[1]);
     int same = t->ndim == p->ndim;
     for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-    if (!same)
+    if (!same && !packed)
         return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has %d dims / a shape other than the config's [%lld, %lld]",
                         dir, p->name, t->ndim, (long long)p->shape[0], (long long)(p->ndim == 2 ? p->shape[1] : 1));
     memset(q, 0, sizeof *q);
@@ -57,7 +58,14 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
     q->cols = p->ndim == 2 ? p->shape[1] : 1;
     q->type = MOEC_QT_F32;
     const int64_t n = p->numel;
-    if (t->dtype == MOEC_ST_F32 && aligned(t->data, 4)) {
+    if (packed) { /* bf16p: used in place once every row's header is checked */
+        MOEC_TRY(moec_bf16p_tensor_check(dir, t, q->rows, q->cols));
+        q->type = MOEC_QT_BF16P;
+        q->data = t->data;
+        m->mapped_bytes += (int64_t)t->nbytes;
+        m->weight_bytes += (int64_t)t->nbytes;
+        return moec_qmat_check(q);
+    } else if (t->dtype == MOEC_ST_F32 && aligned(t->data, 4)) {
         q->data = t->data;
         m->mapped_bytes += n * 4;
     } else if (p->ndim == 2 && (t->dtype == MOEC_ST_BF16 || t->dtype == MOEC_ST_F16) && aligned(t->data, 2)) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/bf16p.h"
 #include "core/dtype.h"
 #include "io/fsutil.h"
 #include "io/model_dir.h"
@@ -21,8 +22,26 @@
 static int is_router(const char *name) { return strstr(name, "block_sparse_moe.gate.weight") != NULL; }
 static int narrowed(const moec_param_info *p) { return p->ndim == 2 && !is_router(p->name); }
 
-/* The entries of the output file: the table's tensors in order, each fp8 weight followed by its scale. */
-static moec_status build_entries(const moec_param_table *t, moec_qtype to, moec_st_write_entry **out, int *n_out,
+/* bf16p: whether every row of tensor p packs (cols a multiple of 128, escapes within each row's header); pack,
+ * when not NULL, receives the packed rows. A weight that does not pack stays BF16 (exactly the same values). */
+static int bf16p_pack(const moec_param_info *p, const float *x, uint16_t *h, uint8_t *pack) {
+    const int64_t rows = p->shape[0], cols = p->shape[1];
+    if (!moec_bf16p_cols_ok(cols)) return 0;
+    uint8_t *one = pack ? NULL : malloc((size_t)moec_bf16p_row_bytes(cols));
+    if (!pack && !one) return 0;
+    int ok = 1;
+    for (int64_t r = 0; r < rows && ok; r++) {
+        for (int64_t c = 0; c < cols; c++) h[c] = moec_f32_to_bf16(x[r * cols + c]);
+        ok = moec_bf16p_pack_row(h, cols, pack ? pack + r * moec_bf16p_row_bytes(cols) : one) >= 0;
+    }
+    free(one);
+    return ok;
+}
+
+/* The entries of the output file: the table's tensors in order, each fp8 weight followed by its scale; bf16p
+ * weights as U8 [rows, row bytes] (those that do not pack: BF16). */
+static moec_status build_entries(const moec_param_table *t, const float *params, moec_qtype to,
+                                 moec_st_write_entry **out, int *n_out,
                                  char (**scale_names)[MOEC_PARAM_NAME_MAX + 16]) {
     moec_st_write_entry *e = calloc((size_t)(2 * t->count), sizeof *e);
     char(*names)[MOEC_PARAM_NAME_MAX + 16] = calloc((size_t)t->count, sizeof *names);
@@ -39,10 +58,18 @@ static moec_status build_entries(const moec_param_table *t, moec_qtype to, moec_
         w->ndim = p->ndim;
         w->shape[0] = p->shape[0];
         w->shape[1] = p->shape[1];
-        w->dtype = !narrowed(p)           ? MOEC_ST_F32
-                   : to == MOEC_QT_BF16 ? MOEC_ST_BF16
-                   : to == MOEC_QT_F16  ? MOEC_ST_F16
-                                        : MOEC_ST_F8_E4M3;
+        w->dtype = !narrowed(p)                                  ? MOEC_ST_F32
+                   : to == MOEC_QT_BF16 || to == MOEC_QT_BF16P ? MOEC_ST_BF16
+                   : to == MOEC_QT_F16                         ? MOEC_ST_F16
+                                                               : MOEC_ST_F8_E4M3;
+        if (narrowed(p) && to == MOEC_QT_BF16P) {
+            uint16_t *h = malloc(sizeof *h * (size_t)p->shape[1]);
+            if (h && bf16p_pack(p, params + p->offset, h, NULL)) {
+                w->dtype = MOEC_ST_U8;
+                w->shape[1] = moec_bf16p_row_bytes(p->shape[1]);
+            }
+            free(h);
+        }
         if (w->dtype == MOEC_ST_F8_E4M3) {
             moec_fp8_scale_name(names[i], sizeof names[i], p->name);
             moec_st_write_entry *s = &e[n++];
@@ -63,14 +90,14 @@ static moec_status write_weights(const char *path, const moec_param_table *t, co
     moec_st_write_entry *e = NULL;
     int n = 0;
     char(*names)[MOEC_PARAM_NAME_MAX + 16] = NULL;
-    MOEC_TRY(build_entries(t, to, &e, &n, &names));
+    MOEC_TRY(build_entries(t, params, to, &e, &n, &names));
     int64_t max_numel = 0, max_rows = 0;
     for (int i = 0; i < t->count; i++) {
         if (t->items[i].numel > max_numel) max_numel = t->items[i].numel;
         if (t->items[i].shape[0] > max_rows) max_rows = t->items[i].shape[0];
     }
     const char *meta[] = {"format", "pt", "quantized_by", "moec"};
-    uint8_t *buf = malloc((size_t)max_numel * 2);
+    uint8_t *buf = malloc((size_t)max_numel * 2); /* >= a bf16p tensor: 1.5 bytes per weight + 64 per 4096 */
     float *scale = malloc((size_t)max_rows * sizeof *scale);
     moec_st_writer *w = NULL;
     moec_status st = buf && scale ? MOEC_OK : MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
@@ -85,9 +112,17 @@ static moec_status write_weights(const char *path, const moec_param_table *t, co
                 break;
             }
         if (st != MOEC_OK) break;
+        const moec_st_write_entry *entry = NULL;
+        for (int k = 0; k < n && !entry; k++)
+            if (!strcmp(e[k].name, p->name)) entry = &e[k];
         if (!narrowed(p)) {
             st = moec_st_writer_put(w, x, (size_t)p->numel * 4);
-        } else if (to == MOEC_QT_BF16) {
+        } else if (entry->dtype == MOEC_ST_U8) { /* bf16p */
+            uint16_t *h = malloc(sizeof *h * (size_t)p->shape[1]);
+            if (!h || !bf16p_pack(p, x, h, buf)) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+            else st = moec_st_writer_put(w, buf, (size_t)(p->shape[0] * moec_bf16p_row_bytes(p->shape[1])));
+            free(h);
+        } else if (entry->dtype == MOEC_ST_BF16) {
             uint16_t *b = (uint16_t *)buf;
             for (int64_t j = 0; j < p->numel; j++) b[j] = moec_f32_to_bf16(x[j]);
             st = moec_st_writer_put(w, b, (size_t)p->numel * 2);
@@ -128,14 +163,17 @@ static moec_status write_config(const char *path, const moec_config *c, moec_qty
         " \"symmetric\": true, \"dynamic\": false}}},"
         " \"ignore\": [\"re:.*block_sparse_moe.gate$\"],"
         " \"moec_scale_tensor\": \"<weight name>_scale, F32 [rows, 1]\"}";
-    const char *dtype = to == MOEC_QT_BF16 ? "\"bfloat16\"" : to == MOEC_QT_F16 ? "\"float16\"" : "\"float32\"";
-    const char *extra[] = {"torch_dtype", dtype, "quantization_config", fp8_config};
-    return moec_config_save_json_with(c, path, extra, to == MOEC_QT_F8E4M3 ? 2 : 1);
+    const char *dtype = to == MOEC_QT_BF16 || to == MOEC_QT_BF16P ? "\"bfloat16\""
+                        : to == MOEC_QT_F16                        ? "\"float16\""
+                                                                   : "\"float32\"";
+    const char *extra[] = {"torch_dtype", dtype, to == MOEC_QT_BF16P ? "moec_weight_format" : "quantization_config",
+                           to == MOEC_QT_BF16P ? "\"bf16p\"" : fp8_config};
+    return moec_config_save_json_with(c, path, extra, to == MOEC_QT_F8E4M3 || to == MOEC_QT_BF16P ? 2 : 1);
 }
 
 moec_status moec_quantize_model(const char *in_dir, const char *out_dir, moec_qtype to) {
-    if (to != MOEC_QT_F8E4M3 && to != MOEC_QT_BF16 && to != MOEC_QT_F16)
-        return MOEC_ERR(MOEC_ERR_ARG, "quantize supports fp8, bf16 and f16, not %s", moec_qtype_name(to));
+    if (to != MOEC_QT_F8E4M3 && to != MOEC_QT_BF16 && to != MOEC_QT_F16 && to != MOEC_QT_BF16P)
+        return MOEC_ERR(MOEC_ERR_ARG, "quantize supports fp8, bf16, bf16p and f16, not %s", moec_qtype_name(to));
     if (moec_path_exists(out_dir)) return MOEC_ERR(MOEC_ERR_IO, "%s already exists; not overwriting it", out_dir);
     moec_config cfg;
     moec_param_table table;

@@ -73,15 +73,17 @@ static moec_status source_fill(const moec_tensor_source *s, const char *origin, 
         char want[96], got[160];
         fmt_shape(want, sizeof want, p->ndim, p->shape);
         if (!t) return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' (shape %s) is missing", origin, p->name, want);
+        const int packed = p->ndim == 2 && moec_bf16p_tensor_is(t, p->shape[0], p->shape[1]);
         int same = t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
-        if (!same) {
+        if (!same && !packed) {
             fmt_shape(got, sizeof got, t->ndim, t->shape);
             return MOEC_ERR(MOEC_ERR_FORMAT, "%s: tensor '%s' has shape %s, the config needs %s", origin, p->name, got,
                             want);
         }
-        moec_status st = t->dtype == MOEC_ST_F8_E4M3 ? read_fp8_dequantized(s, origin, p, t, buf + p->offset)
-                                                     : moec_st_read_f32(t, buf + p->offset, p->numel);
+        moec_status st = packed ? moec_bf16p_tensor_read_f32(origin, t, p->shape[0], p->shape[1], buf + p->offset)
+                         : t->dtype == MOEC_ST_F8_E4M3 ? read_fp8_dequantized(s, origin, p, t, buf + p->offset)
+                                                       : moec_st_read_f32(t, buf + p->offset, p->numel);
         if (st != MOEC_OK) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", moec_error_message());

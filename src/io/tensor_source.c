@@ -1,6 +1,8 @@
 /* tensor_source.c — locate a model directory's tensors across its safetensors files (see tensor_source.h). */
 #include "io/tensor_source.h"
 
+#include "core/bf16p.h"
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -197,5 +199,33 @@ moec_status moec_fp8_scale_check(const char *origin, const moec_st_tensor *scale
         if (!isfinite(scale[r]) || scale[r] < 0)
             return MOEC_ERR(MOEC_ERR_FORMAT, "%s: scale '%s' row %lld is %g", origin, scale_tensor->name, (long long)r,
                             scale[r]);
+    return MOEC_OK;
+}
+
+int moec_bf16p_tensor_is(const moec_st_tensor *t, int64_t rows, int64_t cols) {
+    return t->dtype == MOEC_ST_U8 && t->ndim == 2 && moec_bf16p_cols_ok(cols) && t->shape[0] == rows &&
+           t->shape[1] == moec_bf16p_row_bytes(cols);
+}
+
+moec_status moec_bf16p_tensor_check(const char *origin, const moec_st_tensor *t, int64_t rows, int64_t cols) {
+    const size_t row_bytes = (size_t)moec_bf16p_row_bytes(cols);
+    for (int64_t r = 0; r < rows; r++)
+        if (moec_bf16p_check_row((const uint8_t *)t->data + (size_t)r * row_bytes, cols) != 0)
+            return MOEC_ERR(MOEC_ERR_FORMAT, "%s: bf16p tensor '%s' row %lld has an unsound header (escape count, "
+                            "column or value, or code table)", origin, t->name, (long long)r);
+    return MOEC_OK;
+}
+
+moec_status moec_bf16p_tensor_read_f32(const char *origin, const moec_st_tensor *t, int64_t rows, int64_t cols,
+                                       float *out) {
+    MOEC_TRY(moec_bf16p_tensor_check(origin, t, rows, cols));
+    uint16_t *h = malloc(sizeof *h * (size_t)cols);
+    if (!h) return MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
+    const size_t row_bytes = (size_t)moec_bf16p_row_bytes(cols);
+    for (int64_t r = 0; r < rows; r++) {
+        moec_bf16p_unpack_row((const uint8_t *)t->data + (size_t)r * row_bytes, cols, h);
+        for (int64_t c = 0; c < cols; c++) out[r * cols + c] = moec_bf16_to_f32(h[c]);
+    }
+    free(h);
     return MOEC_OK;
 }

@@ -37,4 +37,14 @@ moec_status moec_fp8_scale_find(const moec_tensor_source *s, const char *origin,
 moec_status moec_fp8_scale_check(const char *origin, const moec_st_tensor *scale_tensor, const float *scale,
                                  int64_t rows);
 
+/* bf16p weights (core/bf16p.h) in a safetensors file: a matrix [rows, cols] stored as a U8 tensor of shape
+ * [rows, moec_bf16p_row_bytes(cols)], under the weight's own name (config.json says "moec_weight_format": "bf16p").
+ * moec_bf16p_tensor_is: whether t is that for a weight of the given shape. moec_bf16p_tensor_check:
+ * MOEC_ERR_FORMAT naming the first row whose header is unsound (moec_bf16p_check_row) — run before the kernels
+ * trust the file. moec_bf16p_tensor_read_f32: the checked rows unpacked to fp32 (out[rows · cols]). */
+int moec_bf16p_tensor_is(const moec_st_tensor *t, int64_t rows, int64_t cols);
+moec_status moec_bf16p_tensor_check(const char *origin, const moec_st_tensor *t, int64_t rows, int64_t cols);
+moec_status moec_bf16p_tensor_read_f32(const char *origin, const moec_st_tensor *t, int64_t rows, int64_t cols,
+                                       float *out);
+
 #endif

@@ -27,6 +27,7 @@
 #include "core/threads.h"
 #include "io/ggml_quants.h"
 #include "io/safetensors.h"
+#include "kernels/cpu/qmatmul_bf16p.h"
 #include "kernels/cpu/qmatmul_kernels.h"
 
 #define DECODE_MAX_F32 24
@@ -66,6 +67,7 @@ const char *moec_qtype_name(moec_qtype t) {
     case MOEC_QT_Q4_K: return "q4_k";
     case MOEC_QT_Q5_K: return "q5_k";
     case MOEC_QT_Q6_K: return "q6_k";
+    case MOEC_QT_BF16P: return "bf16p";
     }
     return "?";
 }
@@ -74,13 +76,18 @@ moec_status moec_qmat_check(const moec_qmat *W) {
     if ((unsigned)W->type >= MOEC_QT_COUNT) return MOEC_ERR(MOEC_ERR_ARG, "qmat: unknown weight type %d", (int)W->type);
     /* the alignment wanted: the element size; Q8_0's kernels read its f16 scale as 2 bytes, the other block
      * types' decoders read bytes */
-    const size_t es = W->type == MOEC_QT_Q8_0 ? 2 : moec_qtype_ggml(W->type) >= 0 ? 1 : moec_qtype_size(W->type);
+    const size_t es = W->type == MOEC_QT_Q8_0                                      ? 2
+                      : moec_qtype_ggml(W->type) >= 0 || W->type == MOEC_QT_BF16P ? 1
+                                                                                  : moec_qtype_size(W->type);
     const int64_t block = moec_qtype_block(W->type);
     if (W->cols % block)
         return MOEC_ERR(MOEC_ERR_ARG, "qmat: %s rows of %lld values are not whole blocks of %lld",
                         moec_qtype_name(W->type), (long long)W->cols, (long long)block);
     if (W->rows <= 0 || W->cols <= 0)
         return MOEC_ERR(MOEC_ERR_ARG, "qmat: %lld x %lld matrix", (long long)W->rows, (long long)W->cols);
+    if (W->type == MOEC_QT_BF16P && !moec_bf16p_cols_ok(W->cols))
+        return MOEC_ERR(MOEC_ERR_ARG, "qmat: bf16p rows of %lld values (need a multiple of 128, at most %d)",
+                        (long long)W->cols, MOEC_BF16P_MAX_COLS);
     if (!W->data) return MOEC_ERR(MOEC_ERR_ARG, "qmat: no data");
     if ((uintptr_t)W->data % es) return MOEC_ERR(MOEC_ERR_ARG, "qmat: %s data not %zu-byte aligned",
                                                  moec_qtype_name(W->type), es);
@@ -242,9 +249,9 @@ const char *moec_qmat_isa_name(void) { return kernels()->name; }
 
 const qmat_kernels *moec_qmat_kernels_active(void) { return kernels(); }
 
-/* The kernels for W: k, or for ggml's block types (other than Q8_0) the decoding wrapper around k. */
+/* The kernels for W: k, or for ggml's block types (other than Q8_0) the decoding wrapper around k, or bf16p's. */
 static const qmat_kernels *kernels_for(const qmat_kernels *k, const moec_qmat *W) {
-    return W->type > MOEC_QT_Q8_0 ? &moec_qmat_kernels_blocks : k;
+    return W->type == MOEC_QT_BF16P ? &moec_qmat_kernels_bf16p : W->type > MOEC_QT_Q8_0 ? &moec_qmat_kernels_blocks : k;
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -470,6 +477,7 @@ void moec_qmat_row(float *out, const moec_qmat *W, int64_t r) {
     case MOEC_QT_F16:
         for (int64_t i = 0; i < W->cols; i++) out[i] = moec_f16_to_f32(((const uint16_t *)W->data)[k + i]);
         break;
+    case MOEC_QT_BF16P: moec_bf16p_qmat_row(out, W, r); break;
     default: /* Q8_0 and the other block types: ggml's decoders (io/ggml_quants.h) */
         moec_ggml_dequantize((moec_ggml_type)moec_qtype_ggml(W->type),
                              (const uint8_t *)W->data + (size_t)(r * moec_qtype_row_bytes(W->type, W->cols)), W->cols,

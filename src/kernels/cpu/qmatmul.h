@@ -1,5 +1,5 @@
 /* qmatmul.h — the inference engine's linear layer, y = x · Wᵀ, with W stored as fp32, bf16, IEEE half (f16), FP8
- * E4M3 or ggml's Q8_0.
+ * E4M3, ggml's Q8_0 (and its other block types), or bf16p (bf16 in 12 bits, lossless: core/bf16p.h).
  *
  * Legend: T input rows (tokens), I = cols (input features), O = rows (output features).
  *   X [T, I] fp32, row stride ldx >= I;   W [O, I] in its storage type;   Y [T, O] fp32, row stride ldy >= O.
@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/bf16p.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "kernels/cpu/gemm.h"
@@ -41,9 +42,10 @@
 typedef enum {
     MOEC_QT_F32 = 0, MOEC_QT_BF16 = 1, MOEC_QT_F8E4M3 = 2, MOEC_QT_F16 = 3, MOEC_QT_Q8_0 = 4,
     MOEC_QT_Q4_0 = 5, MOEC_QT_Q4_1 = 6, MOEC_QT_Q5_0 = 7, MOEC_QT_Q5_1 = 8,
-    MOEC_QT_Q2_K = 9, MOEC_QT_Q3_K = 10, MOEC_QT_Q4_K = 11, MOEC_QT_Q5_K = 12, MOEC_QT_Q6_K = 13
+    MOEC_QT_Q2_K = 9, MOEC_QT_Q3_K = 10, MOEC_QT_Q4_K = 11, MOEC_QT_Q5_K = 12, MOEC_QT_Q6_K = 13,
+    MOEC_QT_BF16P = 14 /* bf16 stored losslessly in 12 bits per weight + a row header (core/bf16p.h) */
 } moec_qtype;
-#define MOEC_QT_COUNT 14 /* Q8_0's block size: MOEC_Q8_0_BLOCK(_BYTES), io/gguf.h */
+#define MOEC_QT_COUNT 15 /* Q8_0's block size: MOEC_Q8_0_BLOCK(_BYTES), io/gguf.h */
 
 typedef struct {
     moec_qtype type;
@@ -53,7 +55,7 @@ typedef struct {
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
 } moec_qmat;
 
-/* Bytes per element: 4, 2, 1, 2 (0 for the block types, whose elements are not whole bytes, and an unknown
+/* Bytes per element: 4, 2, 1, 2 (0 for the block types and bf16p, whose elements are not whole bytes, and an unknown
  * type). Inline, so that inside a kernel instantiated for one type it is a compile-time constant. */
 static inline size_t moec_qtype_size(moec_qtype t) {
     switch (t) {
@@ -68,25 +70,27 @@ static inline size_t moec_qtype_size(moec_qtype t) {
 static inline int moec_qtype_ggml(moec_qtype t) {
     static const signed char ggml[MOEC_QT_COUNT] = {-1, -1, -1, -1, MOEC_GGML_Q8_0, MOEC_GGML_Q4_0, MOEC_GGML_Q4_1,
                                                     MOEC_GGML_Q5_0, MOEC_GGML_Q5_1, MOEC_GGML_Q2_K, MOEC_GGML_Q3_K,
-                                                    MOEC_GGML_Q4_K, MOEC_GGML_Q5_K, MOEC_GGML_Q6_K};
+                                                    MOEC_GGML_Q4_K, MOEC_GGML_Q5_K, MOEC_GGML_Q6_K, -1};
     return (unsigned)t < MOEC_QT_COUNT ? ggml[t] : -1;
 }
 /* Values per block of a block type (1 for the others); the sizes are io/gguf.c's table of ggml's types. */
 static inline int64_t moec_qtype_block(moec_qtype t) {
     if (t == MOEC_QT_Q8_0) return MOEC_Q8_0_BLOCK; /* a constant in the Q8_0 kernels */
+    if (t == MOEC_QT_BF16P) return MOEC_BF16P_GROUP;
     const int g = moec_qtype_ggml(t);
     return g < 0 ? 1 : moec_ggml_type_block((moec_ggml_type)g, NULL);
 }
 /* Bytes of one row of cols elements (a block type: cols / block blocks; cols must be a multiple of the block). */
 static inline int64_t moec_qtype_row_bytes(moec_qtype t, int64_t cols) {
     if (t == MOEC_QT_Q8_0) return cols / MOEC_Q8_0_BLOCK * MOEC_Q8_0_BLOCK_BYTES;
+    if (t == MOEC_QT_BF16P) return moec_bf16p_row_bytes(cols);
     const int g = moec_qtype_ggml(t);
     if (g < 0) return cols * (int64_t)moec_qtype_size(t);
     size_t block_bytes = 0;
     const int block = moec_ggml_type_block((moec_ggml_type)g, &block_bytes);
     return cols / block * (int64_t)block_bytes;
 }
-/* "f32", "bf16", "fp8", "f16", "q8_0", "q4_0", ..., "q6_k" ("?" for an unknown type). */
+/* "f32", "bf16", "fp8", "f16", "q8_0", "q4_0", ..., "q6_k", "bf16p" ("?" for an unknown type). */
 const char *moec_qtype_name(moec_qtype t);
 
 /* Checks that W describes a usable matrix (known type, positive dims, data, scale present iff E4M3, aligned data,

@@ -1,0 +1,99 @@
+/* qmatmul_bf16p_avx512.c — the AVX-512 (F + BW) kernels for bf16p weights: qmatmul_bf16p.c's decoding, a block
+ * of 128 weights per step — the block's 64 code bytes loaded once and split into low and high nibbles (3 operations),
+ * then per group of 64: one 64-byte load of B bytes, one vpshufb through the row's table, two byte interleaves, two
+ * shifts and two masks for 4 vectors of 16 consecutive columns. */
+#include "core/bf16p.h"
+#include "io/safetensors.h"
+#include "kernels/cpu/avx512.h"
+#include "kernels/cpu/qmatmul_bf16p.h"
+
+#define TARGET AVX512_TARGET
+#define INLINE static inline __attribute__((always_inline))
+
+/* One group of 64 columns: its 64 B bytes and codes (one per byte) -> w[v] = its columns 16v .. 16v + 15. */
+TARGET INLINE void decode_group(const uint8_t *B, __m512i codes, __m512i lut, __m512i w[4]) {
+    const __m512i b = _mm512_loadu_si512((const void *)B), hi = _mm512_shuffle_epi8(lut, codes);
+    const __m512i lo16 = _mm512_unpacklo_epi8(b, hi), hi16 = _mm512_unpackhi_epi8(b, hi);
+    const __m512i top = _mm512_set1_epi32((int)0xffff0000u);
+    w[0] = _mm512_slli_epi32(lo16, 16);
+    w[1] = _mm512_and_si512(lo16, top);
+    w[2] = _mm512_slli_epi32(hi16, 16);
+    w[3] = _mm512_and_si512(hi16, top);
+}
+
+/* The codes of a block's two groups (low and high nibbles of its 64 code bytes). */
+TARGET INLINE void block_codes(const uint8_t *blk, __m512i c[2]) {
+    const __m512i n = _mm512_loadu_si512((const void *)(blk + 128)), low = _mm512_set1_epi8(0x0f);
+    c[0] = _mm512_and_si512(n, low);
+    c[1] = _mm512_and_si512(_mm512_srli_epi16(n, 4), low);
+}
+
+/* The NT (1..4) sums of one row, escapes not included. */
+TARGET INLINE void row_sums(int NT, const uint8_t *row, int64_t cols, const float *X, int64_t ldx, float *sums) {
+    const uint8_t *blk = moec_bf16p_block(row, cols, 0);
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)row));
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) acc[t][v] = _mm512_setzero_ps();
+    for (int64_t c0 = 0; c0 < cols; c0 += MOEC_BF16P_BLOCK, blk += 192) {
+#pragma GCC unroll 3
+        for (int k = 0; k < 192; k += 64) __builtin_prefetch(blk + k + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
+        __m512i c[2];
+        block_codes(blk, c);
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512i w[4];
+            decode_group(blk + 64 * h, c[h], lut, w);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+#pragma GCC unroll 4
+                for (int v = 0; v < 4; v++)
+                    acc[t][v] = _mm512_fmadd_ps(_mm512_castsi512_ps(w[v]),
+                                                _mm512_loadu_ps(X + t * ldx + c0 + 64 * h + 16 * v), acc[t][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        sums[t] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
+}
+
+TARGET void moec_bf16p_dot_avx512(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
+                                  float *Y, int64_t ldy) {
+    for (int64_t o = o0; o < o1; o++) {
+        const uint8_t *row = moec_bf16p_row(W, o);
+        for (int64_t t0 = 0; t0 < T; t0 += 4) {
+            float s[4];
+            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
+            const float *x = X + t0 * ldx;
+            switch (nt) {
+            case 1: row_sums(1, row, W->cols, x, ldx, s); break;
+            case 2: row_sums(2, row, W->cols, x, ldx, s); break;
+            case 3: row_sums(3, row, W->cols, x, ldx, s); break;
+            default: row_sums(4, row, W->cols, x, ldx, s); break;
+            }
+            moec_bf16p_add_escapes(row, x, ldx, nt, s);
+            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = s[t];
+        }
+    }
+}
+
+TARGET void moec_bf16p_dequant_avx512(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
+    const int64_t cols = W->cols;
+    for (int64_t r = 0; r < n; r++, out += cols) {
+        const uint8_t *row = moec_bf16p_row(W, o0 + r), *blk = moec_bf16p_block(row, cols, 0);
+        const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)row));
+        for (int64_t c0 = 0; c0 < cols; c0 += MOEC_BF16P_BLOCK, blk += 192) {
+            __m512i c[2];
+            block_codes(blk, c);
+            for (int h = 0; h < 2; h++) {
+                __m512i w[4];
+                decode_group(blk + 64 * h, c[h], lut, w);
+                for (int v = 0; v < 4; v++) _mm512_storeu_ps(out + c0 + 64 * h + 16 * v, _mm512_castsi512_ps(w[v]));
+            }
+        }
+        moec_bf16p_put_escapes(row, out);
+    }
+}

@@ -173,14 +173,14 @@ for line in open(sys.argv[4]):
 # ---------------------------------------------------------------- moec
 # moec runs its own formats of the same weights: fp8 E4M3 with per-row scales (`moec quantize --to fp8`) against
 # llama.cpp's Q8_0, bf16 against llama.cpp's f16 — both 8-bit and both 16-bit, from the same f32/bf16 model
-# directory. build/bench/bench_infer measures pp (one prefill of PP tokens from an empty cache) and tg (TG decode
+# directory — and bf16p (the same bf16 values stored losslessly in 12 bits, `moec quantize --to bf16p`) against f16
+# too. build/bench/bench_infer measures pp (one prefill of PP tokens from an empty cache) and tg (TG decode
 # steps after a 1-token context), as llama-bench does, one repetition after a warm-up per round.
-moec_type() { # $1 = llama.cpp type -> the moec weight type compared with it
-    case $1 in q8_0) echo fp8 ;; f16|bf16) echo bf16 ;; *) echo f32 ;; esac
+moec_types() { # $1 = llama.cpp type -> the moec weight types compared with it (none for q4_k_m: the file only)
+    case $1 in q8_0) echo fp8 ;; f16|bf16) echo "bf16 bf16p" ;; q4_k_m) echo "" ;; *) echo f32 ;; esac
 }
-moec_model() { # $1 = model, $2 = llama.cpp type: writes the moec directory if needed (quantize), prints its path
-    local m=$1 mt d
-    mt=$(moec_type "$2")
+moec_model() { # $1 = model, $2 = moec type: writes the moec directory if needed (quantize), prints its path
+    local m=$1 mt=$2 d
     d=$DIR/$m.$mt
     [ "$mt" = f32 ] && { echo "$DIR/$m"; return; }
     if [ ! -f "$d/config.json" ]; then
@@ -189,12 +189,11 @@ moec_model() { # $1 = model, $2 = llama.cpp type: writes the moec directory if n
     fi
     echo "$d"
 }
-moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with, $3 = repetitions
-    local m=$1 t=$2 mt d
-    mt=$(moec_type "$t")
-    d=$(moec_model "$m" "$t")
+moec_bench() { # $1 = model, $2 = llama.cpp type it is compared with, $3 = moec type, $4 = repetitions
+    local m=$1 t=$2 mt=$3 d
+    d=$(moec_model "$m" "$mt")
     evict "$d"/*.safetensors
-    ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$3" \
+    ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp "$PP" --tg "$TG" --reps "$4" \
         --isa "$ISA" --bw-mib 256 > "$DIR/moec.$m.$mt.json"
     local bw; bw=$(bandwidth_now)
     "$PY" - "$DIR/moec.$m.$mt.json" "$m" "$mt" "$t" "$PP" "$TG" "$bw" >> "$RESULTS" <<'PYEOF'
@@ -209,10 +208,9 @@ for test, key in (("pp" + pp, "pp_samples"), ("tg" + tg, "tg_samples")):
 PYEOF
 }
 
-moec_bench_depth() { # $1 = model, $2 = llama.cpp type it is compared with: decode after DEPTH tokens
-    local m=$1 t=$2 mt d
-    mt=$(moec_type "$t")
-    d=$(moec_model "$m" "$t")
+moec_bench_depth() { # $1 = model, $2 = llama.cpp type it is compared with, $3 = moec type: decode after DEPTH tokens
+    local m=$1 t=$2 mt=$3 d
+    d=$(moec_model "$m" "$mt")
     ./build/bench/bench_infer --model "$d" --threads "$THREADS" --pp 1 --tg "$TG" --depth "$DEPTH" --reps 1 \
         --isa "$ISA" --bw-mib 256 > "$DIR/moec.$m.$mt.depth.json"
     local bw; bw=$(bandwidth_now)
@@ -249,17 +247,17 @@ PYEOF
 # whichever ran during it. The table takes medians over the rounds.
 for m in $MODELS; do
     make_models "$m"
-    for t in $TYPES; do moec_model "$m" "$t" > /dev/null; done
+    for t in $TYPES; do for mt in $(moec_types "$t"); do moec_model "$m" "$mt" > /dev/null; done; done
     for r in $(seq "$ROUNDS"); do
         measure_bandwidth
         for t in $TYPES; do
             echo "benchmarking $m $t, round $r of $ROUNDS ..." >&2
             llama_bench "$m" "$t" 1
-            [ "$t" = q4_k_m ] || moec_bench "$m" "$t" 1 # (no moec format of its own: the file only)
+            for mt in $(moec_types "$t"); do moec_bench "$m" "$t" "$mt" 1; done
             moec_gguf_bench "$m" "$t" 1
             if [ "$DEPTH" -gt 0 ] && [ "$t" != q4_k_m ]; then
                 llama_bench_depth "$m" "$t"
-                moec_bench_depth "$m" "$t"
+                for mt in $(moec_types "$t"); do moec_bench_depth "$m" "$t" "$mt"; done
             fi
         done
     done
@@ -313,7 +311,8 @@ for r in rows:
     samples = " ".join(f"{x:.1f}" for x in r["samples_ts"])
     print(f"{r['model']:14} {r['type']:5} {r['impl']:10} {r['test']:>6} {med:9.2f} {bound:>8} {share:>8} {paired:>7}  "
           f"{r.get('gguf_by', ''):9} {samples}")
-print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 vs f16;\n"
+print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 and bf16p\n"
+      "(the same values in 12 bits) vs f16;\n"
       "moec-gguf = moec on llama.cpp's own GGUF file, same type):")
 for r in rows:
     if not r["impl"].startswith("moec"): continue
@@ -325,7 +324,7 @@ for r in rows:
         norm = statistics.median(per_gbs(r)) / statistics.median(per_gbs(peer[0])) \
             if per_gbs(r) and per_gbs(peer[0]) else float("nan")
         per = f", per GB/s {norm:5.2f}x" if r["test"].startswith("tg") else " " * 17  # (decode: memory-bound)
-        print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x{per}   "
+        print(f"  {r['model']:14} {r['impl']:9} {r['type']:5} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x{per}   "
               f"(moec peak RSS {r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
 # The shared machine's memory flips between two states (README: "the machine"): decode samples split by the
 # bandwidth measured right after them, slow (< 1.3 x the run's lowest) and fast, each engine's median per state.
@@ -347,7 +346,7 @@ if allbw:
             cells.append(f"{'fast' if fast else 'slow'} {statistics.median(a):7.1f} / {statistics.median(b):7.1f} = "
                          f"{statistics.median(a) / statistics.median(b):4.2f}x ({len(a)}/{len(b)})" if a and b else
                          f"{'fast' if fast else 'slow'} {'-':>28} ({len(a)}/{len(b)})")
-        print(f"  {r['model']:14} {r['impl']:9} {r['type']:4} vs {r['vs']:5} {r['test']:>9}: {cells[0]}   {cells[1]}")
+        print(f"  {r['model']:14} {r['impl']:9} {r['type']:5} vs {r['vs']:5} {r['test']:>9}: {cells[0]}   {cells[1]}")
 for name in sorted({r["model"] for r in rows}):
     p = json.load(open(f"{sys.argv[2]}/{name}.params.json"))
     print(f"{name}: {p['params'] / 1e6:.1f}M parameters, {p['active_params'] / 1e6:.1f}M active, "

@@ -58,7 +58,7 @@ static moec_config make_config(int kind) {
         c.moe.gate_lambda = kind == 1 ? 1.0f : 0.0f;
         c.moe.capacity_factor = 0.0f; /* the training forward must route dropless too, for equality */
         c.is_moe_layer[0] = 1;
-        c.is_moe_layer[1] = kind == 3; /* every layer MoE: what a GGUF (llama architecture) can hold */
+        c.is_moe_layer[1] = kind >= 3; /* every layer MoE: what a GGUF (llama architecture) can hold */
         c.is_moe_layer[2] = 1;
         c.tie_embeddings = kind == 2;
     }
@@ -125,7 +125,7 @@ static double incremental(moec_session *s, int slot, const int32_t *ids, int S, 
 
 static void test_kind(int kind, const char *tmpdir) {
     static const char *names[] = {"dense GQA + qkv bias", "MoE λ=1", "MoE λ=0 tied", "MoE λ=0 every layer",
-                                  "MoE λ=1 128 wide"};
+                                  "MoE λ=1 every layer 128 wide"};
     moec_config c = make_config(kind);
     moec_model m;
     if (moec_model_init(&m, &c) != MOEC_OK) {
@@ -253,6 +253,27 @@ static void test_kind(int kind, const char *tmpdir) {
         }
         free(ref);
         moec_model_free(&dm);
+    }
+    if (kind == 4) { /* a bf16p directory holds the bf16 model: both convert to the same GGUF tensors */
+        char da[512], db[512], ga[600], gb[600];
+        snprintf(da, sizeof da, "%s/m4-bf16", tmpdir);
+        snprintf(db, sizeof db, "%s/m4-bf16p", tmpdir);
+        snprintf(ga, sizeof ga, "%s/m4-from-bf16.gguf", tmpdir);
+        snprintf(gb, sizeof gb, "%s/m4-from-bf16p.gguf", tmpdir);
+        moec_gguf_wtype wt;
+        moec_gguf_wtype_parse("bf16", &wt);
+        moec_config ca, cb;
+        moec_param_table ta, tb;
+        float *pa = NULL, *pb = NULL;
+        moec_status sa = moec_gguf_export(da, ga, wt, 1), sb = moec_gguf_export(db, gb, wt, 1);
+        if (sa == MOEC_OK) sa = moec_gguf_load(ga, &ca, &ta, &pa, NULL);
+        if (sb == MOEC_OK) sb = moec_gguf_load(gb, &cb, &tb, &pb, NULL);
+        const int same = sa == MOEC_OK && sb == MOEC_OK && ta.total == tb.total &&
+                         memcmp(pa, pb, sizeof(float) * (size_t)ta.total) == 0;
+        CHECK(same, "%s: the bf16p and bf16 directories export the same bf16 GGUF tensors (%s)", names[kind],
+              sa == MOEC_OK && sb == MOEC_OK ? "compared" : moec_error_message());
+        if (sa == MOEC_OK) moec_free(pa), moec_param_table_free(&ta);
+        if (sb == MOEC_OK) moec_free(pb), moec_param_table_free(&tb);
     }
     /* the same model as GGUF, run in place (llama.cpp's llama architecture: no mixed dense/MoE stacks) */
     static const char *gguf_types[] = {"f32", "f16", "bf16", "q8_0"};

@@ -30,7 +30,9 @@
  * QMAT_F8_PREFETCH_AHEAD bytes (16 KB), so that enough lines are in flight however short the rows. Measured on Zen 4
  * (bench_infer, 2 threads, alternating builds): with one group ahead (2 KB at 512 columns) ref-moe-small fp8 decoded
  * 472-535 tokens/s, with 8 KB 774-897, 16 KB 799-891; moe-1b (8 KB groups) 74-78 -> 79-81 with 16 KB. */
+#ifndef QMAT_F8_PREFETCH_AHEAD
 #define QMAT_F8_PREFETCH_AHEAD 16384
+#endif
 static inline size_t qmat_f8_prefetch_ahead(int64_t cols) {
     const size_t group = (size_t)QMAT_DECODE_ROWS * (size_t)cols;
     return group * ((QMAT_F8_PREFETCH_AHEAD + group - 1) / group);

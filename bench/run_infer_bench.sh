@@ -327,10 +327,11 @@ for r in rows:
         print(f"  {r['model']:14} {r['impl']:9} {r['type']:5} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x{per}   "
               f"(moec peak RSS {r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
 # The shared machine's memory flips between two states (README: "the machine"): decode samples split by the
-# bandwidth measured right after them, slow (< 1.3 x the run's lowest) and fast, each engine's median per state.
-allbw = [b for r in rows for b in r.get("bw_after", []) if b > 0]
+# bandwidth measured right after them, slow (< 1.3 x the run's 10th percentile: one odd low measurement must not
+# move every sample to "fast") and fast, each engine's median per state.
+allbw = sorted(b for r in rows for b in r.get("bw_after", []) if b > 0)
 if allbw:
-    cut = 1.3 * min(allbw)
+    cut = 1.3 * allbw[len(allbw) // 10]
     def by_state(r, fast):
         return [x for x, b in zip(r["samples_ts"], r.get("bw_after", [])) if b > 0 and (b >= cut) == fast]
     print(f"\ndecode by memory state (bandwidth after the sample below / at least {cut:.1f} GB/s), moec / llama.cpp "

@@ -7,7 +7,7 @@
  * with exactly as many escapes as the header holds, and one more (refused); NaN and infinity (refused). The row
  * check accepts every packed row and refuses corrupted headers.
  * Kernels: for each instruction set this CPU runs (scalar, AVX2, AVX-512; AVX-512 through SIMDe in the emulated
- * pass) × 1 and 2 threads × T in {1, 2, 3, 4, 5, 9} (decode) and 40 (dequantise + GEMM): Y = X·Wᵀ within
+ * pass) × 1 and 2 threads × T in {1, 2, 3, 4, 5, 8, 9, 15, 16} (decode) and 40 (dequantise + GEMM): Y = X·Wᵀ within
  * (I + 4)·2⁻²³·Σ|x·w| of the double-precision sum over the unpacked weights, with rows that hold escapes; with
  * one-hot X rows both regimes must give every weight bit-exactly (escapes included), and moec_qmat_row too.
  */
@@ -185,7 +185,7 @@ static mat make_mat(int64_t rows, int64_t cols) {
 
 static void test_products(const char *isa, int threads) {
     const int64_t shapes[][2] = {{1, 128}, {7, 256}, {37, 1408}, {9, 2048}};
-    const int64_t Ts[] = {1, 2, 3, 4, 5, 9, 40};
+    const int64_t Ts[] = {1, 2, 3, 4, 5, 8, 9, 15, 16, 40};
     for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
         const int64_t O = shapes[s][0], I = shapes[s][1];
         mat a = make_mat(O, I);
@@ -216,7 +216,7 @@ static void test_products(const char *isa, int threads) {
             free(X);
             free(Y);
         }
-        check(ok, "%s, %d thread(s): %lld x %lld bf16p, T = 1..9 and 40 within the fp32 bound (worst %.2f of it)",
+        check(ok, "%s, %d thread(s): %lld x %lld bf16p, T = 1..16 and 40 within the fp32 bound (worst %.2f of it)",
               isa, threads, (long long)O, (long long)I, worst);
 
         /* one-hot rows: each weight exactly, in both regimes and by moec_qmat_row */

@@ -28,15 +28,18 @@ TARGET INLINE void block_codes(const uint8_t *blk, __m512i c[2]) {
     c[1] = _mm512_and_si512(_mm512_srli_epi16(n, 4), low);
 }
 
-/* The NT (1..4) sums of one row, escapes not included. */
+/* The NT (1, 2, 4 or 8) sums of one row, escapes not included. With NT <= 2 each input row has 4 accumulators (one
+ * per vector of a group: enough chains to cover the FMA latency); with more, one each (NT chains already), so
+ * that 8 input rows fit the registers and each group is decoded once for all of them. */
 TARGET INLINE void row_sums(int NT, const uint8_t *row, int64_t cols, const float *X, int64_t ldx, float *sums) {
+    const int nv = NT <= 2 ? 4 : 1;
     const uint8_t *blk = moec_bf16p_block(row, cols, 0);
     const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)row));
-    __m512 acc[4][4];
-#pragma GCC unroll 4
+    __m512 acc[8][4];
+#pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
 #pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) acc[t][v] = _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++) acc[t][v] = _mm512_setzero_ps();
     for (int64_t c0 = 0; c0 < cols; c0 += MOEC_BF16P_BLOCK, blk += 192) {
 #pragma GCC unroll 3
         for (int k = 0; k < 192; k += 64) __builtin_prefetch(blk + k + QMAT_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
@@ -46,36 +49,39 @@ TARGET INLINE void row_sums(int NT, const uint8_t *row, int64_t cols, const floa
         for (int h = 0; h < 2; h++) {
             __m512i w[4];
             decode_group(blk + 64 * h, c[h], lut, w);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int t = 0; t < NT; t++)
 #pragma GCC unroll 4
                 for (int v = 0; v < 4; v++)
-                    acc[t][v] = _mm512_fmadd_ps(_mm512_castsi512_ps(w[v]),
-                                                _mm512_loadu_ps(X + t * ldx + c0 + 64 * h + 16 * v), acc[t][v]);
+                    acc[t][v & (nv - 1)] = _mm512_fmadd_ps(_mm512_castsi512_ps(w[v]),
+                                                           _mm512_loadu_ps(X + t * ldx + c0 + 64 * h + 16 * v),
+                                                           acc[t][v & (nv - 1)]);
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        sums[t] = _mm512_reduce_add_ps(
-            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3])));
+        sums[t] = _mm512_reduce_add_ps(nv == 1 ? acc[t][0]
+                                               : _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]),
+                                                               _mm512_add_ps(acc[t][2], acc[t][3])));
 }
 
 TARGET void moec_bf16p_dot_avx512(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                                   float *Y, int64_t ldy) {
     for (int64_t o = o0; o < o1; o++) {
         const uint8_t *row = moec_bf16p_row(W, o);
-        for (int64_t t0 = 0; t0 < T; t0 += 4) {
-            float s[4];
-            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
+        for (int64_t t0 = 0; t0 < T;) {
+            float s[8];
+            const int nt = T - t0 >= 8 ? 8 : T - t0 >= 4 ? 4 : T - t0 >= 2 ? 2 : 1;
             const float *x = X + t0 * ldx;
             switch (nt) {
             case 1: row_sums(1, row, W->cols, x, ldx, s); break;
             case 2: row_sums(2, row, W->cols, x, ldx, s); break;
-            case 3: row_sums(3, row, W->cols, x, ldx, s); break;
-            default: row_sums(4, row, W->cols, x, ldx, s); break;
+            case 4: row_sums(4, row, W->cols, x, ldx, s); break;
+            default: row_sums(8, row, W->cols, x, ldx, s); break;
             }
             moec_bf16p_add_escapes(row, x, ldx, nt, s);
             for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = s[t];
+            t0 += nt;
         }
     }
 }

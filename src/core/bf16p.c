@@ -53,14 +53,7 @@ int moec_bf16p_pack_row(const uint16_t *w, int64_t cols, uint8_t *out) {
 }
 
 void moec_bf16p_unpack_row(const uint8_t *row, int64_t cols, uint16_t *w) {
-    for (int64_t g = 0; g < cols; g += MOEC_BF16P_GROUP) {
-        const uint8_t *blk = moec_bf16p_block(row, cols, g & ~(int64_t)127);
-        const int h = (g & 64) ? 1 : 0;
-        for (int j = 0; j < MOEC_BF16P_GROUP; j++) {
-            const int p = moec_bf16p_position(j);
-            w[g + j] = (uint16_t)(row[(blk[128 + p] >> 4 * h) & 15] << 8 | blk[64 * h + p]);
-        }
-    }
+    for (int64_t c = 0; c < cols; c++) w[c] = moec_bf16p_coded(row, cols, c);
     const int n_esc = get16(row + 16);
     for (int k = 0; k < n_esc; k++) w[get16(row + 18 + 4 * k)] = get16(row + 20 + 4 * k);
 }

@@ -61,6 +61,13 @@ static inline int moec_bf16p_position(int j) {
     const int v = j >> 4, l = (j >> 2) & 3, m = j & 3;
     return 16 * l + 2 * m + (v & 1) + 8 * (v >> 1);
 }
+/* The bf16 bits that column col's code and low byte give (an escaped column reads as 0: its value is in the
+ * header). The scalar decoders are built on this. */
+static inline uint16_t moec_bf16p_coded(const uint8_t *row, int64_t cols, int64_t col) {
+    const uint8_t *blk = moec_bf16p_block(row, cols, col & ~(int64_t)127);
+    const int h = (col & 64) ? 1 : 0, p = moec_bf16p_position((int)(col & 63));
+    return (uint16_t)(row[(blk[128 + p] >> 4 * h) & 15] << 8 | blk[64 * h + p]);
+}
 
 /* Packs one row of cols bf16 values (cols: moec_bf16p_cols_ok) into out[moec_bf16p_row_bytes(cols)]. Returns the
  * number of escapes (>= 0), or -1 when the row cannot be packed (a NaN or an infinity: -1; too many escapes: -2);

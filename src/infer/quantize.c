@@ -62,7 +62,8 @@ static moec_status build_entries(const moec_param_table *t, const float *params,
                    : to == MOEC_QT_BF16 || to == MOEC_QT_BF16P ? MOEC_ST_BF16
                    : to == MOEC_QT_F16                         ? MOEC_ST_F16
                                                                : MOEC_ST_F8_E4M3;
-        if (narrowed(p) && to == MOEC_QT_BF16P) {
+        if (narrowed(p) && to == MOEC_QT_BF16P) { /* packed once here to learn whether it packs, again to write
+                                                  * it (holding every packed tensor would double peak memory) */
             uint16_t *h = malloc(sizeof *h * (size_t)p->shape[1]);
             if (h && bf16p_pack(p, params + p->offset, h, NULL)) {
                 w->dtype = MOEC_ST_U8;
@@ -102,6 +103,7 @@ static moec_status write_weights(const char *path, const moec_param_table *t, co
     moec_st_writer *w = NULL;
     moec_status st = buf && scale ? MOEC_OK : MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     if (st == MOEC_OK) st = moec_st_writer_begin(&w, path, n, e, meta, 2);
+    int at = 0; /* the entry of table tensor i */
     for (int i = 0; st == MOEC_OK && i < t->count; i++) {
         const moec_param_info *p = &t->items[i];
         const float *x = params + p->offset;
@@ -112,9 +114,8 @@ static moec_status write_weights(const char *path, const moec_param_table *t, co
                 break;
             }
         if (st != MOEC_OK) break;
-        const moec_st_write_entry *entry = NULL;
-        for (int k = 0; k < n && !entry; k++)
-            if (!strcmp(e[k].name, p->name)) entry = &e[k];
+        const moec_st_write_entry *entry = &e[at];
+        at += entry->dtype == MOEC_ST_F8_E4M3 ? 2 : 1; /* (an fp8 weight's scale is the entry after it) */
         if (!narrowed(p)) {
             st = moec_st_writer_put(w, x, (size_t)p->numel * 4);
         } else if (entry->dtype == MOEC_ST_U8) { /* bf16p */

@@ -47,12 +47,7 @@ void moec_bf16p_put_escapes(const uint8_t *row, float *out) {
 
 /* The weights of the group of 64 columns at g as fp32, in column order (escapes read as 0). */
 static void group_f32(const uint8_t *row, int64_t cols, int64_t g, float *out) {
-    const uint8_t *blk = moec_bf16p_block(row, cols, g & ~(int64_t)127);
-    const int h = (g & 64) ? 1 : 0;
-    for (int j = 0; j < MOEC_BF16P_GROUP; j++) {
-        const int p = moec_bf16p_position(j);
-        out[j] = moec_bf16_to_f32((uint16_t)(row[(blk[128 + p] >> 4 * h) & 15] << 8 | blk[64 * h + p]));
-    }
+    for (int j = 0; j < MOEC_BF16P_GROUP; j++) out[j] = moec_bf16_to_f32(moec_bf16p_coded(row, cols, g + j));
 }
 
 /* The row's weights as fp32, in column order (escapes included). */

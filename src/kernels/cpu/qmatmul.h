@@ -76,7 +76,7 @@ static inline int moec_qtype_ggml(moec_qtype t) {
 /* Values per block of a block type (1 for the others); the sizes are io/gguf.c's table of ggml's types. */
 static inline int64_t moec_qtype_block(moec_qtype t) {
     if (t == MOEC_QT_Q8_0) return MOEC_Q8_0_BLOCK; /* a constant in the Q8_0 kernels */
-    if (t == MOEC_QT_BF16P) return MOEC_BF16P_GROUP;
+    if (t == MOEC_QT_BF16P) return MOEC_BF16P_BLOCK; /* the layout's unit of 128 columns */
     const int g = moec_qtype_ggml(t);
     return g < 0 ? 1 : moec_ggml_type_block((moec_ggml_type)g, NULL);
 }

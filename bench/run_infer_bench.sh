@@ -313,7 +313,7 @@ for r in rows:
           f"{r.get('gguf_by', ''):9} {samples}")
 print("\nmoec / llama.cpp (medians, same model, same run; 8-bit = moec fp8 vs Q8_0, 16-bit = moec bf16 and bf16p\n"
       "(the same values in 12 bits) vs f16;\n"
-      "moec-gguf = moec on llama.cpp's own GGUF file, same type):")
+      "moec-gguf = moec on llama.cpp's own GGUF file, same type; by round = median of the rounds' own ratios):")
 for r in rows:
     if not r["impl"].startswith("moec"): continue
     peer = [x for x in rows if x["impl"] == "llama.cpp" and x["model"] == r["model"] and x["type"] == r["vs"]
@@ -323,8 +323,12 @@ for r in rows:
         # the same per GB/s of the bandwidth measured after each sample: less sensitive to the machine's drift
         norm = statistics.median(per_gbs(r)) / statistics.median(per_gbs(peer[0])) \
             if per_gbs(r) and per_gbs(peer[0]) else float("nan")
-        per = f", per GB/s {norm:5.2f}x" if r["test"].startswith("tg") else " " * 17  # (decode: memory-bound)
-        print(f"  {r['model']:14} {r['impl']:9} {r['type']:5} vs {r['vs']:5} {r['test']:>6}: {ratio:5.2f}x{per}   "
+        # round by round: sample k of each engine comes from round k, the two a minute apart at most, so a
+        # memory state that lasts minutes hits both (the medians above pair whatever states each engine drew)
+        rounds = [a / b for a, b in zip(r["samples_ts"], peer[0]["samples_ts"]) if b > 0]
+        per = f", by round {statistics.median(rounds):5.2f}x" if rounds else " " * 18
+        per += f", per GB/s {norm:5.2f}x" if r["test"].startswith("tg") else " " * 17  # (decode: memory-bound)
+        print(f"  {r['model']:14} {r['impl']:9} {r['type']:5} vs {r['vs']:5} {r['test']:>10}: {ratio:5.2f}x{per}   "
               f"(moec peak RSS {r['peak_rss_mb']} MB, {r.get('huge_mapped_mb', -1)} MB of it in 2 MB pages)")
 # The shared machine's memory flips between two states (README: "the machine"): decode samples split by the
 # bandwidth measured right after them, slow (< 1.3 x the run's 10th percentile: one odd low measurement must not

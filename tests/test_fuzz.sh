@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test_fuzz.sh — coverage-guided fuzzing (libFuzzer + ASan + UBSan) of the two readers that parse untrusted
-# model files: GGUF (tests/fuzz/fuzz_gguf.c) and safetensors (tests/fuzz/fuzz_safetensors.c), and of what runs a
-# GGUF model in place (tests/fuzz/fuzz_gguf_model.c: loader, a forward pass, tokenizer import). Each target is
+# model files: GGUF (tests/fuzz/fuzz_gguf.c) and safetensors (tests/fuzz/fuzz_safetensors.c), of what runs a
+# GGUF model in place (tests/fuzz/fuzz_gguf_model.c: loader, a forward pass, tokenizer import), and of what runs a
+# model directory's safetensors in place (tests/fuzz/fuzz_model_dir.c: f32/bf16/f16/fp8/bf16p weights, the
+# loader's checks, a forward pass; seeded by `moec quantize`'s code). Each target is
 # built with clang straight from the sources it needs into $MOEC_BUILD/fuzz, seeded with small valid files
 # (written by moec, by the gguf package and by the safetensors package) and run for MOEC_FUZZ_SECONDS (default 20)
 # seconds; any crash, sanitizer report or leak fails the test (the crashing input is kept in $MOEC_BUILD/fuzz).
@@ -33,17 +35,33 @@ build() { # $1 = target name, rest = extra sources
     local name=$1; shift
     "$CC_FUZZ" "${FLAGS[@]}" "tests/fuzz/$name.c" "$@" "${COMMON[@]}" -o "$OUT/$name" -lcjson -lm 2> "$OUT/$name.build.log"
 }
-mapfile -t ALL_SRC < <(find src -name '*.c' | sort)
-build_all() { # $1 = target name: with the whole library
-    "$CC_FUZZ" "${FLAGS[@]}" "tests/fuzz/$1.c" "${ALL_SRC[@]}" -o "$OUT/$1" -lcjson -lm -pthread 2> "$OUT/$1.build.log"
+# The whole library, compiled once (in parallel) for the targets that need it all, then linked into each.
+build_lib() {
+    local objs="$OUT/lib" lib_flags=("${FLAGS[@]/-fsanitize=fuzzer,/-fsanitize=fuzzer-no-link,}")
+    rm -rf "$objs" && mkdir -p "$objs" || return 1
+    find src -name '*.c' | sort | xargs -P "$(nproc)" -I{} sh -c \
+        'o="$1/$(echo "$2" | tr / _).o"; shift 2; "$@" -c "$0" -o "$o"' {} "$objs" {} "$CC_FUZZ" "${lib_flags[@]}" \
+        2> "$OUT/lib.build.log" || return 1
+    ar rcs "$OUT/libmoec_fuzz.a" "$objs"/*.o
 }
-if build fuzz_gguf src/io/gguf.c src/io/ggml_quants.c && build fuzz_safetensors && build_all fuzz_gguf_model; then
+build_all() { # $1 = target name: with the whole library
+    "$CC_FUZZ" "${FLAGS[@]}" "tests/fuzz/$1.c" "$OUT/libmoec_fuzz.a" -o "$OUT/$1" -lcjson -lm -pthread 2> "$OUT/$1.build.log"
+}
+if build fuzz_gguf src/io/gguf.c src/io/ggml_quants.c && build fuzz_safetensors && build_lib &&
+    build_all fuzz_gguf_model && build_all fuzz_model_dir; then
     ok "fuzzers build with $CC_FUZZ -fsanitize=fuzzer,address,undefined"
 else ko "fuzzer build"; cat "$OUT"/*.build.log | head -30; echo "$pass passed, $fail failed"; exit 1; fi
 
 # ---------------------------------------------------------------- seed corpora (small valid files)
-rm -rf "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st" "$OUT/seed_gguf_model" "$OUT/corpus_gguf_model"
-mkdir -p "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st" "$OUT/seed_gguf_model" "$OUT/corpus_gguf_model"
+rm -rf "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st" "$OUT/seed_gguf_model" "$OUT/corpus_gguf_model" \
+    "$OUT/seed_model_dir" "$OUT/corpus_model_dir" "$OUT/tmp"
+mkdir -p "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/corpus_gguf" "$OUT/corpus_st" "$OUT/seed_gguf_model" "$OUT/corpus_gguf_model" \
+    "$OUT/seed_model_dir" "$OUT/corpus_model_dir" "$OUT/tmp"
+export MOEC_FUZZ_TMP=$OUT/tmp
+# the model directory target writes its own seeds (its tiny model as f32, bf16, f16, fp8 and bf16p)
+MOEC_FUZZ_WRITE_SEEDS=$OUT/seed_model_dir "$OUT/fuzz_model_dir" > "$OUT/fuzz_model_dir.seeds.log" 2>&1 &&
+    [ "$(ls "$OUT/seed_model_dir" | wc -l)" = 5 ] && ok "fuzz_model_dir seeds: f32, bf16, f16, fp8, bf16p" ||
+    { ko "fuzz_model_dir seeds"; cat "$OUT/fuzz_model_dir.seeds.log"; }
 "$ROOT/$BUILD/tests/test_gguf" write-sample "$OUT/seed_gguf/moec_sample.gguf" 2> /dev/null ||
     echo "note: $BUILD/tests/test_gguf missing; gguf seeds from Python only"
 "$PY" - "$OUT/seed_gguf" "$OUT/seed_st" "$OUT/seed_gguf_model" <<'PYEOF' || echo "note: Python seeds not written"
@@ -141,14 +159,15 @@ printf '\x40\x00\x00\x00\x00\x00\x00\x00{"x":{"dtype":"BF16","shape":[2],"data_o
     > "$OUT/seed_st/hand.safetensors"
 
 # ---------------------------------------------------------------- fuzz
-run() { # $1 = target, $2 = corpus dir, $3 = seed dir
+run() { # $1 = target, $2 = corpus dir, $3 = seed dir, $4 = largest input (16384)
     (cd "$OUT" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        "./$1" -max_total_time="$SECONDS_EACH" -max_len=16384 -rss_limit_mb=2048 -timeout=10 \
+        "./$1" -max_total_time="$SECONDS_EACH" -max_len="${4:-16384}" -rss_limit_mb=2048 -timeout=10 \
         -artifact_prefix="$OUT/$1-" "$2" "$3" > "$OUT/$1.log" 2>&1)
 }
-for t in gguf:corpus_gguf:seed_gguf safetensors:corpus_st:seed_st gguf_model:corpus_gguf_model:seed_gguf_model; do
-    IFS=: read -r name corpus seed <<< "$t"
-    if run "fuzz_$name" "$OUT/$corpus" "$OUT/$seed"; then
+for t in gguf:corpus_gguf:seed_gguf safetensors:corpus_st:seed_st gguf_model:corpus_gguf_model:seed_gguf_model \
+         model_dir:corpus_model_dir:seed_model_dir:65536; do
+    IFS=: read -r name corpus seed maxlen <<< "$t"
+    if run "fuzz_$name" "$OUT/$corpus" "$OUT/$seed" "$maxlen"; then
         runs=$(grep -Eo 'Done [0-9]+ runs' "$OUT/fuzz_$name.log" | grep -Eo '[0-9]+' || echo "?")
         ok "fuzz_$name: $runs inputs in ${SECONDS_EACH}s, no crash, leak or undefined behaviour"
     else
@@ -156,5 +175,6 @@ for t in gguf:corpus_gguf:seed_gguf safetensors:corpus_st:seed_st gguf_model:cor
     fi
 done
 
+rm -rf "$OUT/tmp"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

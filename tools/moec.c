@@ -462,7 +462,7 @@ static void help(void) {
          "               [--bos 0|1] [--max-chunks N] [--activations q8|f32]\n"
          "  moec logits --model DIR|FILE.gguf --ids 1,2,3 --out FILE.npy [--activations q8|f32]\n"
          "               (the inference engine's logits at every position)\n"
-         "  moec quantize --to fp8|bf16|f16 --model DIR --out DIR2\n"
+         "  moec quantize --to fp8|bf16|bf16p|f16 --model DIR --out DIR2\n"
          "  moec convert  --to gguf --type f32|f16|bf16|q8_0 --model DIR --out FILE.gguf [--allow-inexact 1]\n"
          "  moec convert  --to hf --model FILE.gguf --out DIR\n");
 }

@@ -16,6 +16,7 @@
 #include "infer/engine.h"
 #include "infer/infer_model.h"
 #include "infer/quantize.h"
+#include "io/fsutil.h"
 #include "io/model_dir.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -39,17 +40,6 @@ static moec_config tiny_config(void) {
     return c;
 }
 
-static int copy_file(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = a ? fopen(to, "wb") : NULL;
-    char buf[4096];
-    size_t n;
-    int ok = a && b;
-    while (ok && (n = fread(buf, 1, sizeof buf, a)) > 0) ok = fwrite(buf, 1, n, b) == n;
-    if (a) fclose(a);
-    if (b && fclose(b) != 0) ok = 0;
-    return ok;
-}
-
 static int write_seeds(const char *out) {
     moec_config c = tiny_config();
     moec_param_table t;
@@ -70,13 +60,13 @@ static int write_seeds(const char *out) {
     static const moec_qtype types[] = {MOEC_QT_BF16, MOEC_QT_F16, MOEC_QT_F8E4M3, MOEC_QT_BF16P};
     snprintf(from, sizeof from, "%s/model.safetensors", src);
     snprintf(to, sizeof to, "%s/f32.safetensors", out);
-    bad |= !copy_file(from, to);
+    if (!bad) bad = moec_copy_file(from, to, 1 << 20) != MOEC_OK;
     for (int i = 0; i < 4 && !bad; i++) {
         snprintf(q, sizeof q, "%s/%s", dir, moec_qtype_name(types[i]));
         bad |= moec_quantize_model(src, q, types[i]) != MOEC_OK;
         snprintf(from, sizeof from, "%s/model.safetensors", q);
         snprintf(to, sizeof to, "%s/%s.safetensors", out, moec_qtype_name(types[i]));
-        bad |= !copy_file(from, to);
+        bad |= moec_copy_file(from, to, 1 << 20) != MOEC_OK;
     }
     free(p);
     moec_param_table_free(&t);

@@ -5,8 +5,8 @@
  * tokens through the inference engine on whatever was loaded. Any input must be refused with an error or run
  * without a fault. Built from all of src/ and run by tests/test_fuzz.sh.
  *
- * With MOEC_FUZZ_WRITE_SEEDS=DIR the binary instead writes the seed files into DIR (the model's random weights
- * saved as f32, and through `moec quantize`'s code as bf16, f16, fp8 and bf16p) and exits. */
+ * With MOEC_FUZZ_WRITE_SEEDS=DIR the binary instead writes the seed files into DIR (the model with training's
+ * random init, saved as f32, and through `moec quantize`'s code as bf16, f16, fp8 and bf16p) and exits. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,7 @@
 #include "io/fsutil.h"
 #include "io/model_dir.h"
 #include "model/config.h"
-#include "model/params.h"
+#include "model/model.h"
 
 static char dir[4096];
 
@@ -42,21 +42,12 @@ static moec_config tiny_config(void) {
 
 static int write_seeds(const char *out) {
     moec_config c = tiny_config();
-    moec_param_table t;
-    if (moec_param_table_build(&t, &c) != MOEC_OK) return 1;
-    float *p = calloc((size_t)t.total, sizeof *p);
-    if (!p) return 1;
-    unsigned s = 1;
-    for (int64_t i = 0; i < t.total; i++) {
-        s = s * 1103515245u + 12345u;
-        p[i] = ((float)((s >> 8) & 0xffff) / 65536.0f - 0.5f) * 0.2f;
-    }
-    for (int k = 0; k < t.count; k++) /* norms at 1 */
-        if (t.items[k].ndim == 1)
-            for (int64_t i = 0; i < t.items[k].numel; i++) p[t.items[k].offset + i] = 1.0f;
+    moec_model m;
+    if (moec_model_init(&m, &c) != MOEC_OK) return 1;
+    moec_model_init_random(&m, 1); /* training's init: Gaussian weights, norms 1 */
     char src[4200], q[4200], from[4400], to[4400];
     snprintf(src, sizeof src, "%s/f32", dir);
-    int bad = moec_model_dir_save(src, &c, &t, p, NULL, 0) != MOEC_OK;
+    int bad = moec_model_dir_save(src, &c, &m.table, m.params, NULL, 0) != MOEC_OK;
     static const moec_qtype types[] = {MOEC_QT_BF16, MOEC_QT_F16, MOEC_QT_F8E4M3, MOEC_QT_BF16P};
     snprintf(from, sizeof from, "%s/model.safetensors", src);
     snprintf(to, sizeof to, "%s/f32.safetensors", out);
@@ -68,8 +59,7 @@ static int write_seeds(const char *out) {
         snprintf(to, sizeof to, "%s/%s.safetensors", out, moec_qtype_name(types[i]));
         bad |= moec_copy_file(from, to, 1 << 20) != MOEC_OK;
     }
-    free(p);
-    moec_param_table_free(&t);
+    moec_model_free(&m);
     if (bad) fprintf(stderr, "fuzz_model_dir: writing the seeds failed: %s\n", moec_error_message());
     return bad;
 }

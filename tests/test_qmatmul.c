@@ -30,6 +30,7 @@
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/cpu/gemm.h"
+#include "core/cpu.h"
 #include "kernels/cpu/qmatmul.h"
 
 #include "test_check.h"
@@ -513,6 +514,48 @@ static void test_q8_activations(const char *isa, int threads) {
     moec_qmat_set_activations(MOEC_QACT_F32);
 }
 
+/* The int8-activation kernels exist twice (qmatmul_q8.h: AVX2, and AVX-512 VL + VNNI), meant to give the same bits:
+ * the same integer sums (vpdpbusd vs vpmaddubsw + vpmaddwd, whose int16 pairs cannot saturate on these codes) and
+ * the same float operations in the same order. Checked on every block type, row counts that leave 1..3 rows for the
+ * last tile and T = 1..9. (Not in the emulated build: SIMDe's FMA there, without the instruction, rounds twice, so
+ * only the error bounds of test_q8_activations hold, and they are checked.) */
+static void test_q8_isas_agree(void) {
+#ifdef MOEC_EMULATE_AVX512
+    printf("skip int8 activations avx2 vs avx512-vnni bit for bit: the AVX-512 kernels are emulated\n");
+    return;
+#endif
+    if (moec_qmat_set_isa(MOEC_GEMM_ISA_AVX512) != MOEC_OK || moec_qmat_set_isa(MOEC_GEMM_ISA_AVX2) != MOEC_OK ||
+        !moec_cpu_has_avx512_vnni()) {
+        printf("skip int8 activations avx2 vs avx512-vnni: this CPU lacks one of them\n");
+        moec_qmat_set_isa(MOEC_GEMM_ISA_AUTO);
+        return;
+    }
+    moec_qmat_set_activations(MOEC_QACT_Q8);
+    for (size_t ti = 0; ti < sizeof q8_types / sizeof *q8_types; ti++) {
+        test_mat t;
+        mat_make(&t, q8_types[ti], 19, 768);
+        const int64_t O = t.m.rows, I = t.m.cols;
+        float *X = malloc(sizeof(float) * (size_t)(9 * I)), *Y[2];
+        for (int64_t k = 0; k < 9 * I; k++) X[k] = frand() * (float)(1 + k % 5);
+        long bad = 0;
+        for (int64_t T = 1; T <= 9; T++) {
+            for (int v = 0; v < 2; v++) {
+                Y[v] = malloc(sizeof(float) * (size_t)(T * O));
+                moec_qmat_set_isa(v ? MOEC_GEMM_ISA_AVX512 : MOEC_GEMM_ISA_AVX2);
+                moec_qmat_matmul(Y[v], O, X, I, T, &t.m);
+            }
+            bad += memcmp(Y[0], Y[1], sizeof(float) * (size_t)(T * O)) != 0;
+            free(Y[0]), free(Y[1]);
+        }
+        check(bad == 0, "int8 activations %-4s 19 x 768, T = 1..9: avx2 and avx512-vnni kernels give the same bits (%ld "
+              "T differ)", moec_qtype_name(q8_types[ti]), bad);
+        free(X);
+        mat_free(&t);
+    }
+    moec_qmat_set_activations(MOEC_QACT_F32);
+    moec_qmat_set_isa(MOEC_GEMM_ISA_AUTO);
+}
+
 static void test_row(void) {
     int bad = 0;
     for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
@@ -691,6 +734,7 @@ int main(void) {
     moec_qmat_set_isa(MOEC_GEMM_ISA_AUTO);
     moec_gemm_set_isa(MOEC_GEMM_ISA_AUTO);
     moec_qmat_set_activations(MOEC_QACT_F32);
+    test_q8_isas_agree();
     test_nested_and_release();
     test_many();
     test_many_q8();

@@ -16,4 +16,7 @@ int moec_cpu_has_avx2(void);
 /* AVX-512 F + BW + VL, and the AVX2 set above. */
 int moec_cpu_has_avx512(void);
 
+/* moec_cpu_has_avx512() and AVX-512 VNNI (vpdpbusd: Ice Lake, Zen 4 and later). */
+int moec_cpu_has_avx512_vnni(void);
+
 #endif

@@ -8,9 +8,10 @@
  *     Q6_K, the common ones, take their codes straight from the packed bytes with shifts and masks, without the
  *     intermediate code array, and their sub-block scales 8 at a time. The weights
  *     serve up to 4 input rows at once. This is the exact path (MOEC_QACT_F32); by default (MOEC_QACT_Q8) decode
- *     takes the int8-activation kernels further down instead (every block type). Measured (bench_infer, moe-1b
- *     quantised to Q4_K_M by llama.cpp, 2 threads, alternating with llama-bench): decode 30-35 tok/s exact, 55-70
- *     with int8 activations, against llama.cpp's 56-69 on the same file.
+ *     takes the int8-activation kernels of qmatmul_q8.h instead (every block type), compiled here for AVX2 and in
+ *     qmatmul_blocks_avx512.c for AVX-512 VL + VNNI. Measured (bench_infer, moe-1b quantised to Q4_K_M by
+ *     llama.cpp, 2 threads, alternating with llama-bench, Zen 3): decode 30-35 tok/s exact, 55-70 with int8
+ *     activations, against llama.cpp's 56-69 on the same file.
  *   Scalar: each row decoded into fp32 in this thread's scratch (io/ggml_quants.c), then the scalar fp32 dot.
  */
 #include <immintrin.h>
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "io/ggml_quants.h"
 #include "io/ggml_unpack.h"
 #include "kernels/cpu/qmatmul_kernels.h"
@@ -67,17 +69,11 @@ static void dot_decoded(const moec_qmat *W, int64_t o0, int64_t o1, const float 
 
 #define TARGET __attribute__((target("avx2,fma,f16c")))
 
-TARGET static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* The f16 at p, by F16C's one instruction (exact, as moec_f16_to_f32, which is a call: 8 % of the kernel's time). */
-TARGET static inline __attribute__((always_inline)) float half_f16c(const uint8_t *p) {
-    return _cvtsh_ss((unsigned short)(p[0] | p[1] << 8));
-}
+/* The int8-activation kernels (q8_dot) for AVX2, and the helpers shared with the exact path below (hsum8, sum4,
+ * half_f16c, k4_scales); qmatmul_blocks_avx512.c compiles the same kernels for AVX-512 VL + VNNI. */
+#define Q8_TARGET TARGET
+#define Q8_VNNI 0
+#include "kernels/cpu/qmatmul_q8.h"
 
 /* 8 weights a·q + c from 8 codes q (int32 lanes), exactly as decoded. */
 TARGET static inline __attribute__((always_inline)) __m256 weights8(__m256i q, float a, float c) {
@@ -86,11 +82,6 @@ TARGET static inline __attribute__((always_inline)) __m256 weights8(__m256i q, f
 
 TARGET static inline __attribute__((always_inline)) __m256i bytes8(const uint8_t *p) {
     return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
-}
-
-/* hsum8 of the four accumulators of one input row. */
-TARGET static inline __attribute__((always_inline)) float sum4(const __m256 *acc) {
-    return hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
 }
 
 /* The NT (<= 4) sums of row `row` (nb blocks of B values) against X rows t < NT. */
@@ -117,27 +108,6 @@ TARGET static inline __attribute__((always_inline)) void row_sums_avx2(moec_ggml
     }
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) sums[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
-}
-
-/* The 8 sub-block scales a = d·scale and offsets c = −dmin·min of a Q4_K / Q5_K super-block, 8 lanes at a time
- * (ggml_unpack.h's moec_unpack_q45_k in vector form: a fifth of the instructions of the scalar loop, which had
- * become ~40 % of the kernel's). Bytes 0-3 hold scales 0-3 (low 6 bits) and the top bits of scales 4-7, bytes
- * 4-7 mins 0-3 and the top bits of mins 4-7, bytes 8-11 the low nibbles of scales 4-7 and (high) mins 4-7. */
-TARGET static inline __attribute__((always_inline)) void k4_scales(const uint8_t *blk, float *a, float *c) {
-    const uint8_t *sp = blk + 4;
-    uint32_t w[3];
-    memcpy(w, sp, 12);
-    const __m128i b0 = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)w[0])),
-                  b1 = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)w[1])),
-                  b2 = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)w[2]));
-    const __m128i m63 = _mm_set1_epi32(63), m15 = _mm_set1_epi32(15);
-    const __m128i sc_hi = _mm_or_si128(_mm_and_si128(b2, m15), _mm_slli_epi32(_mm_srli_epi32(b0, 6), 4));
-    const __m128i mn_hi = _mm_or_si128(_mm_srli_epi32(b2, 4), _mm_slli_epi32(_mm_srli_epi32(b1, 6), 4));
-    const __m256i sc = _mm256_set_m128i(sc_hi, _mm_and_si128(b0, m63)),
-                  mn = _mm256_set_m128i(mn_hi, _mm_and_si128(b1, m63));
-    const __m256 d = _mm256_set1_ps(half_f16c(blk)), dmin = _mm256_set1_ps(half_f16c(blk + 2));
-    _mm256_storeu_ps(a, _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
-    _mm256_storeu_ps(c, _mm256_xor_ps(_mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn)), _mm256_set1_ps(-0.0f)));
 }
 
 /* Q4_K and Q5_K (qh_at >= 0: the fifth bits at that offset) without the code array: per 8 values one load and
@@ -331,45 +301,8 @@ TARGET static void dequant_avx2(const moec_qmat *W, int64_t o0, int64_t n, float
 }
 
 /* ---------------------------------------------------------------------------------------------------------------
- * AVX2, int8 activations (MOEC_QACT_Q8, qmatmul.h): the input rows are rounded once per call to int8 in blocks of
- * 32 (x ≈ dx·y, dx = max|x| / 127, y = round(x / dx)), and each block of weight codes meets them in integer dot
- * products: vpmaddubsw (unsigned codes × signed y, pairs summed in int16: at most 2·63·127, no saturation) and
- * vpmaddwd (pairs summed in int32, Q6_K with its signed per-16 scales), then one conversion and one FMA by
- * (weight scale)·dx per 32 values. The weights' offsets (Q4_1/Q5_1/Q4_K/Q5_K mins, the −8/−16/−32 of Q4_0/Q5_0/
- * Q6_K) multiply dx·Σy, summed once in the rounding. About a third of the exact kernels' instructions per weight.
- *
- * Prepared row layout (q8_row_floats floats per input row, 64-byte aligned): int8 y[cols], then fp32 dx[cols/32],
- * s32[cols/32] = dx·Σy per 32, s16[cols/16] = dx·Σy per 16, and the row's post factor (row_shift). A block whose
- * inputs hold an inf or NaN gets dx = s = NaN and y = 0, so that the products it feeds are NaN, as the exact path's
- * would be. */
-
-/* Software prefetch this far ahead of the block being read: the hardware prefetchers stop at each 4 KB page and
- * restart only after a few misses (as in qmatmul_avx2.c, where removing it cost 25 % of the decode rate). One
- * prefetch per 64 bytes of the block (a block of fewer bytes: one per block). 512 bytes since the prefetches go to
- * L2 (qmatmul_kernels.h): on Zen 4, 6 alternating runs each (bench_infer, 2 threads), 1 KB -> 512 B took Q4_K_M
- * decode 601 -> 684 tok/s on ref-moe-small and 88.4 -> 91.5 on moe-1b, Q8_0 610 -> 622 and 78.5 -> 79.6 (on Zen 3,
- * with prefetches into L1, 1 KB had been measured; 512 B there is unmeasured). */
-#ifndef Q8_PREFETCH_BYTES
-#define Q8_PREFETCH_BYTES 512
-#endif
-TARGET static inline __attribute__((always_inline)) void prefetch_block(const uint8_t *blk, int64_t bytes) {
-    for (int64_t off = 0; Q8_PREFETCH_BYTES && off < bytes; off += 64)
-        __builtin_prefetch(blk + Q8_PREFETCH_BYTES + off, 0, QMAT_PREFETCH_LOCALITY);
-}
-
-static int64_t q8_row_floats(int64_t cols) { return (cols / 4 + cols / 16 + cols / 16 + 1 + 15) / 16 * 16; }
-
-typedef struct {
-    const int8_t *y;
-    const float *dx, *s32, *s16;
-    float post; /* the row's sums times this: 2^-sx undoes a power-of-two scaling of a tiny row (else 1) */
-} q8_row;
-
-static q8_row q8_row_at(const float *xs, int64_t cols, int64_t t) {
-    const float *p = xs + t * q8_row_floats(cols);
-    const float *dx = p + cols / 4;
-    return (q8_row){(const int8_t *)p, dx, dx + cols / 32, dx + cols / 16, dx[cols / 16 + cols / 16]};
-}
+ * The int8 rounding of the input rows (qmatmul_q8.h describes the layout), once per call, for both instantiations
+ * of the kernels. */
 
 /* A row whose largest |x| is below 2^-60 is scaled by 2^sx (max|x| into [0.5, 1)) before rounding, so that neither
  * 127 / max|x| nor the products of scales underflow or overflow; the sums are multiplied by 2^-sx at the end. Both
@@ -440,246 +373,9 @@ TARGET static void q8_quantize(const float *X, int64_t ldx, int64_t T, int64_t c
     }
 }
 
-/* Σ over 32 values of code · y, 8 int32 lanes: q unsigned (< 64), y signed. */
-TARGET static inline __attribute__((always_inline)) __m256 q8_dot32(__m256i q, const int8_t *y) {
-    const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y));
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-}
-
-/* 32 bytes of 4-bit codes: the low nibbles (lo) and the high ones (hi). */
-TARGET static inline __attribute__((always_inline)) void nibbles32(const uint8_t *p, __m256i *lo, __m256i *hi) {
-    const __m256i v = _mm256_loadu_si256((const __m256i *)p), m = _mm256_set1_epi8(15);
-    *lo = _mm256_and_si256(v, m);
-    *hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
-}
-
-/* Bit s of each of 32 bytes, moved to bit `to` (shifts within 16-bit lanes; the mask drops what crossed a byte). */
-TARGET static inline __attribute__((always_inline)) __m256i bit_to(__m256i v, int s, int to) {
-    const __m256i one = _mm256_and_si256(_mm256_srli_epi16(v, s), _mm256_set1_epi8(1));
-    return _mm256_slli_epi16(one, to);
-}
-
-/* Q4_K / Q5_K (five): NT sums of one row. Per super-block: scales a = d·sc and offsets c = −dmin·min (k4_scales),
- * a·dx per 32 values into fa, the offsets against s32 in one FMA. */
-TARGET static inline __attribute__((always_inline)) void q8_q45k(int NT, int five, const uint8_t *row, int64_t nb,
-                                                                 const q8_row *X, float *sums) {
-    __m256 acc[4][4], off[4];
-    const int alt = NT <= 2 ? 2 : 0;
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * (five ? 176 : 144), *qs = blk + (five ? 48 : 16);
-        prefetch_block(blk, five ? 176 : 144);
-        float a[8], c[8], fa[4][8];
-        k4_scales(blk, a, c);
-        const __m256 va = _mm256_loadu_ps(a), vc = _mm256_loadu_ps(c);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            _mm256_storeu_ps(fa[t], _mm256_mul_ps(va, _mm256_loadu_ps(X[t].dx + 8 * b)));
-            off[t] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(X[t].s32 + 8 * b), off[t]);
-        }
-        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) { /* values 64k .. 64k + 31 (low nibbles), 64k + 32 .. 64k + 63 (high) */
-            __m256i lo, hi;
-            nibbles32(qs + 32 * k, &lo, &hi);
-            if (five) {
-                lo = _mm256_or_si256(lo, bit_to(qh, 2 * k, 4));
-                hi = _mm256_or_si256(hi, bit_to(qh, 2 * k + 1, 4));
-            }
-            const int e = (k & 1) * alt;
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                const int8_t *y = X[t].y + 256 * b + 64 * k;
-                acc[t][e] = _mm256_fmadd_ps(q8_dot32(lo, y), _mm256_set1_ps(fa[t][2 * k]), acc[t][e]);
-                acc[t][e + 1] = _mm256_fmadd_ps(q8_dot32(hi, y + 32), _mm256_set1_ps(fa[t][2 * k + 1]), acc[t][e + 1]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
-}
-
-/* The int16 scales of 32-value chunk j for vpmaddwd, from the 16 int8 group scales held in both 128-bit lanes of
- * sc: group 2j's in the low lane (the chunk's first 16 values), 2j + 1's in the high one — each byte shuffled into
- * the top of an int16 and shifted down with its sign. */
-TARGET static inline __attribute__((always_inline)) __m256i chunk_scales(__m256i sc, int j) {
-    const char a = (char)(2 * j), b = (char)(2 * j + 1);
-    const __m256i pick = _mm256_setr_epi8(-1, a, -1, a, -1, a, -1, a, -1, a, -1, a, -1, a, -1, a, -1, b, -1, b, -1, b,
-                                          -1, b, -1, b, -1, b, -1, b, -1, b);
-    return _mm256_srai_epi16(_mm256_shuffle_epi8(sc, pick), 8);
-}
-
-/* Q2_K, Q3_K and Q6_K: 16 groups of 16 values, each with a small integer scale. Per 32 values (one activation
- * block, chunk j = 4h + k) the codes are
- *   Q6_K  a nibble of ql (bytes 64h + 32(k & 1) .., low nibbles for k < 2) | bits 2k, 2k + 1 of qh[32h ..] << 4;
- *   Q2_K  bits 2k, 2k + 1 of qs[32h ..];            Q3_K  the same | bit j of hmask << 2;
- * the chunk's two group scales (Q6_K: int8; Q2_K: the low nibbles; Q3_K: the 6-bit scales − 32) apply by vpmaddwd,
- * then d·dx. The offsets, c = offd·ob per group (Q6_K −32·d·scale, Q3_K −4·d·scale, Q2_K −dmin·min), against s16. */
-TARGET static inline __attribute__((always_inline)) void q8_k16(int NT, moec_ggml_type g, const uint8_t *row,
-                                                                int64_t nb, const q8_row *X, float *sums) {
-    const int six = g == MOEC_GGML_Q6_K, three = g == MOEC_GGML_Q3_K;
-    const int64_t bb = six ? 210 : three ? 110 : 84;
-    __m256 acc[4][4], off[4];
-    const int wide = NT <= 2;
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
-    const __m128i m15 = _mm_set1_epi8(15);
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * bb;
-        prefetch_block(blk, bb);
-        /* the 16 group scales as int8 (sc) and the offsets' integer factors (ob), 16 lanes at once (a scalar loop
-         * was most of the Q3_K kernel's time) */
-        __m128i sc, ob;
-        float d, offd;
-        if (six) {
-            sc = ob = _mm_loadu_si128((const __m128i *)(blk + 192));
-            d = half_f16c(blk + 208);
-            offd = -32.0f * d;
-        } else if (three) { /* low 4 bits: sp[0..7] low nibbles, then high nibbles; top 2: bits 2(g/4) of sp[8 + g % 4] */
-            const uint8_t *sp = blk + 96;
-            uint32_t top;
-            memcpy(&top, sp + 8, 4);
-            const __m128i lo8 = _mm_loadl_epi64((const __m128i *)sp);
-            const __m128i lo = _mm_unpacklo_epi64(_mm_and_si128(lo8, m15), _mm_and_si128(_mm_srli_epi16(lo8, 4), m15));
-            const __m128i hi = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)top), _mm_setr_epi32(0, 2, 4, 6)),
-                                             _mm_set1_epi8(3));
-            sc = ob = _mm_sub_epi8(_mm_or_si128(lo, _mm_slli_epi16(hi, 4)), _mm_set1_epi8(32));
-            d = half_f16c(blk + 108);
-            offd = -4.0f * d;
-        } else { /* low nibbles scales, high nibbles mins */
-            const __m128i v = _mm_loadu_si128((const __m128i *)blk);
-            sc = _mm_and_si128(v, m15);
-            ob = _mm_and_si128(_mm_srli_epi16(v, 4), m15);
-            d = half_f16c(blk + 80);
-            offd = -half_f16c(blk + 82);
-        }
-        const __m256 od = _mm256_set1_ps(offd);
-        const __m256 c_lo = _mm256_mul_ps(od, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ob))),
-                     c_hi = _mm256_mul_ps(od, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ob, 8))));
-        const __m256i scb = _mm256_broadcastsi128_si256(sc);
-        float fa[4][8];
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            _mm256_storeu_ps(fa[t], _mm256_mul_ps(_mm256_set1_ps(d), _mm256_loadu_ps(X[t].dx + 8 * b)));
-            off[t] = _mm256_fmadd_ps(c_lo, _mm256_loadu_ps(X[t].s16 + 16 * b), off[t]);
-            off[t] = _mm256_fmadd_ps(c_hi, _mm256_loadu_ps(X[t].s16 + 16 * b + 8), off[t]);
-        }
-        const __m256i hm = three ? _mm256_loadu_si256((const __m256i *)blk) : _mm256_setzero_si256();
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            /* Q6_K: qh bytes and the four nibble vectors of ql; Q2_K / Q3_K: qs bytes */
-            const __m256i bits = _mm256_loadu_si256((const __m256i *)(blk + (six ? 128 : three ? 32 : 16) + 32 * h));
-            __m256i nib[4];
-            if (six) {
-                nibbles32(blk + 64 * h, &nib[0], &nib[2]);
-                nibbles32(blk + 64 * h + 32, &nib[1], &nib[3]);
-            }
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++) {
-                const int j = 4 * h + k;
-                const __m256i two = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), _mm256_set1_epi8(3));
-                __m256i q = six ? _mm256_or_si256(nib[k], _mm256_slli_epi16(two, 4)) : two;
-                if (three) q = _mm256_or_si256(q, bit_to(hm, j, 2));
-                const __m256i scv = chunk_scales(scb, j);
-                const int e = wide ? k : k & 1;
-#pragma GCC unroll 4
-                for (int t = 0; t < NT; t++) {
-                    const __m256i p = _mm256_maddubs_epi16(
-                        q, _mm256_loadu_si256((const __m256i *)(X[t].y + 256 * b + 32 * j)));
-                    acc[t][e] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, scv)),
-                                                _mm256_set1_ps(fa[t][j]), acc[t][e]);
-                }
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
-}
-
-/* Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five): one 32-value block per activation block; the fifth bits of the
- * 32-bit qh spread to bytes (byte j of the vector takes byte j / 8 of qh, masked by bit j % 8). The offsets,
- * one per block (the min, or −8·d / −16·d), against s32 in a scalar sum. */
-TARGET static inline __attribute__((always_inline)) void q8_q32(int NT, int has_min, int five, const uint8_t *row,
-                                                                int64_t nb, const q8_row *X, float *sums) {
-    __m256 acc[4][2];
-    float off[4] = {0, 0, 0, 0};
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    const int64_t bb = 18 + 2 * has_min + 4 * five;
-    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3,
-                                            3, 3, 3, 3, 3, 3, 3);
-    const __m256i bits = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * bb, *p = blk + (has_min ? 4 : 2);
-        prefetch_block(blk, 1);
-        const float d = half_f16c(blk);
-        const float c = has_min ? half_f16c(blk + 2) : (five ? -16.0f : -8.0f) * d;
-        const __m128i v = _mm_loadu_si128((const __m128i *)(p + (five ? 4 : 0))), m = _mm_set1_epi8(15);
-        __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-        if (five) {
-            uint32_t qh;
-            memcpy(&qh, p, 4);
-            const __m256i set = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), spread), bits);
-            q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(set, bits), _mm256_set1_epi8(16)));
-        }
-        const int e = (int)(b & 1);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            acc[t][e] = _mm256_fmadd_ps(q8_dot32(q, X[t].y + 32 * b), _mm256_set1_ps(d * X[t].dx[b]), acc[t][e]);
-            off[t] += c * X[t].s32[b];
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1])) + off[t];
-}
-
-TARGET static inline __attribute__((always_inline)) void q8_rows(moec_ggml_type g, int NT, const uint8_t *row,
-                                                                 int64_t cols, const q8_row *X, float *sums) {
-    switch (g) {
-    case MOEC_GGML_Q4_0: q8_q32(NT, 0, 0, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q4_1: q8_q32(NT, 1, 0, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q5_0: q8_q32(NT, 0, 1, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q4_K: q8_q45k(NT, 0, row, cols / 256, X, sums); break;
-    case MOEC_GGML_Q5_K: q8_q45k(NT, 1, row, cols / 256, X, sums); break;
-    /* the type a constant in each instantiation, as NT is */
-    case MOEC_GGML_Q2_K: q8_k16(NT, MOEC_GGML_Q2_K, row, cols / 256, X, sums); break;
-    case MOEC_GGML_Q3_K: q8_k16(NT, MOEC_GGML_Q3_K, row, cols / 256, X, sums); break;
-    default: q8_k16(NT, MOEC_GGML_Q6_K, row, cols / 256, X, sums); break;
-    }
-}
-
-TARGET static void q8_dot(const moec_qmat *W, int64_t o0, int64_t o1, const float *xs, int64_t T, float *Y,
-                          int64_t ldy) {
-    const moec_ggml_type g = (moec_ggml_type)moec_qtype_ggml(W->type);
-    const size_t row_bytes = (size_t)moec_qtype_row_bytes(W->type, W->cols); /* a call: once, not per row */
-    q8_row X4[4];
-    for (int t = 0; t < 4 && t < T; t++) X4[t] = q8_row_at(xs, W->cols, t);
-    for (int64_t o = o0; o < o1; o++) {
-        const uint8_t *row = (const uint8_t *)W->data + (size_t)o * row_bytes;
-        for (int64_t t0 = 0; t0 < T; t0 += 4) {
-            const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);
-            q8_row Xn[4];
-            const q8_row *X = X4;
-            if (t0 > 0) {
-                for (int t = 0; t < nt; t++) Xn[t] = q8_row_at(xs, W->cols, t0 + t);
-                X = Xn;
-            }
-            float sums[4];
-            switch (nt) { /* NT a constant in each: the accumulators stay in registers */
-            case 1: q8_rows(g, 1, row, W->cols, X, sums); break;
-            case 2: q8_rows(g, 2, row, W->cols, X, sums); break;
-            case 3: q8_rows(g, 3, row, W->cols, X, sums); break;
-            default: q8_rows(g, 4, row, W->cols, X, sums); break;
-            }
-            for (int t = 0; t < nt; t++) Y[(t0 + t) * ldy + o] = sums[t] * X[t].post;
-        }
-    }
-}
-
 /* ---------------------------------------------------------------------------------------------------------------
- * Dispatch: the fused AVX2 kernels whenever the active instruction set is AVX2 or AVX-512 (which includes it). */
+ * Dispatch: the fused AVX2 kernels whenever the active instruction set is AVX2 or AVX-512 (which includes it); the
+ * int8-activation ones compiled for AVX-512 VL + VNNI when the AVX-512 kernels are active and the CPU has VNNI. */
 
 static int use_avx2(void) { return moec_qmat_kernels_active()->isa != MOEC_GEMM_ISA_SCALAR; }
 
@@ -688,6 +384,14 @@ static int use_q8(const moec_qmat *W) { return moec_qmat_activations() == MOEC_Q
 
 static int64_t prep_floats_blocks(const moec_qmat *W, int64_t T) {
     return use_q8(W) ? T * q8_row_floats(W->cols) : 0;
+}
+
+static void q8_dot_any(const moec_qmat *W, int64_t o0, int64_t o1, const float *xs, int64_t T, float *Y,
+                       int64_t ldy) {
+    if (moec_qmat_kernels_active()->isa == MOEC_GEMM_ISA_AVX512 && moec_cpu_has_avx512_vnni())
+        moec_q8_dot_avx512_vnni(W, o0, o1, xs, T, Y, ldy);
+    else
+        q8_dot(W, o0, o1, xs, T, Y, ldy);
 }
 
 static void prepare_blocks(const moec_qmat *W, const float *X, int64_t ldx, int64_t T, float *xs) {
@@ -699,7 +403,7 @@ static void dot_blocks(const moec_qmat *W, int64_t o0, int64_t o1, const float *
     float *xs = use_q8(W) ? moec_qmat_scratch(1, (size_t)(T * q8_row_floats(W->cols))) : NULL;
     if (xs) {
         q8_quantize(X, ldx, T, W->cols, xs);
-        q8_dot(W, o0, o1, xs, T, Y, ldy);
+        q8_dot_any(W, o0, o1, xs, T, Y, ldy);
     } else if (use_avx2()) { /* exact (or out of memory for the int8 copy) */
         dot_avx2(W, o0, o1, X, ldx, T, Y, ldy);
     } else {
@@ -722,6 +426,6 @@ const qmat_kernels moec_qmat_kernels_blocks = {
     .dot = dot_blocks,
     .prep_floats = prep_floats_blocks,
     .prepare = prepare_blocks,
-    .dot_prepared = q8_dot,
+    .dot_prepared = q8_dot_any,
     .dequant = dequant_blocks,
 };

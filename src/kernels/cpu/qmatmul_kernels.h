@@ -77,6 +77,10 @@ extern const qmat_kernels moec_qmat_kernels_scalar;
 /* ggml's block types Q4_0 .. Q6_K on any instruction set (qmatmul_blocks.c): decoding fused into AVX2 dot products,
  * or (scalar) rows decoded to fp32 in scratch slot 1 and then the active kernels' fp32 dot. */
 extern const qmat_kernels moec_qmat_kernels_blocks;
+/* qmatmul_blocks_avx512.c: moec_qmat_kernels_blocks' int8-activation dot_prepared compiled for AVX-512 VL + VNNI
+ * (same results; call only where moec_cpu_has_avx512_vnni()). */
+void moec_q8_dot_avx512_vnni(const moec_qmat *W, int64_t o0, int64_t o1, const float *xs, int64_t T, float *Y,
+                             int64_t ldy);
 extern const qmat_kernels moec_qmat_kernels_avx2;
 extern const qmat_kernels moec_qmat_kernels_avx512;
 

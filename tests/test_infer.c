@@ -25,6 +25,7 @@
 #include "infer/quantize.h"
 #include "io/gguf_model.h"
 #include "io/model_dir.h"
+#include "kernels/cpu/qmatmul.h"
 #include "model/model.h"
 
 static int failures = 0;
@@ -312,9 +313,20 @@ static void test_kind(int kind, const char *tmpdir) {
                   names[kind], gguf_types[gt], (long long)copied, (long long)qm.weight_bytes, (long long)qk);
             moec_session qs;
             moec_session_init(&qs, &qm, 1, 48, 64);
+            /* exact products (Q8_0 rows up to 1536 wide otherwise take int8 activations, checked below) */
+            moec_qmat_set_activations(MOEC_QACT_F32);
             double d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
+            moec_qmat_set_activations(MOEC_QACT_Q8);
             CHECK(d < 2e-5, "%s gguf %s: incremental on the mapped file == full forward of its fp32 conversion (%.2e)",
                   names[kind], gguf_types[gt], d);
+            if (strcmp(gguf_types[gt], "q8_0") == 0) {
+                /* int8 activations (the default): each input moves by at most half a step of its block's 127 */
+                moec_session_free(&qs);
+                moec_session_init(&qs, &qm, 1, 48, 64);
+                d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
+                CHECK(d > 0 && d < 2e-2, "%s gguf q8_0, int8 activations: incremental within 2e-2 of the exact full "
+                      "forward, and not equal to it (%.2e)", names[kind], d);
+            }
             moec_session_free(&qs);
             moec_infer_model_free(&qm);
         }

@@ -384,7 +384,7 @@ static void test_all_q8_codes(const char *isa) {
  * partial sum rounded once. Then, with no reimplementation at all: the result differs from the exact path's by at
  * most Σ|w|·dx/2 (each input moves by at most half a step) plus both paths' rounding. */
 static const moec_qtype q8_types[] = {MOEC_QT_Q4_0, MOEC_QT_Q4_1, MOEC_QT_Q5_0, MOEC_QT_Q5_1, MOEC_QT_Q2_K,
-                                      MOEC_QT_Q3_K, MOEC_QT_Q4_K, MOEC_QT_Q5_K, MOEC_QT_Q6_K};
+                                      MOEC_QT_Q3_K, MOEC_QT_Q4_K, MOEC_QT_Q5_K, MOEC_QT_Q6_K, MOEC_QT_Q8_0};
 
 static void q8_round(const float *x0, int64_t I, double *xh, double *step) {
     /* a row whose max |x| is below 2^-60 is first scaled by a power of two to a max in [0.5, 1) */
@@ -416,10 +416,18 @@ static double run_q8_case(const test_mat *t, int64_t T, int64_t xpad, int wide, 
            *aq = malloc(sizeof(double) * (size_t)(O * I)), *cc = malloc(sizeof(double) * (size_t)(O * I));
     for (int64_t o = 0; o < O; o++)
         for (int64_t b = 0; b < I / B; b++) {
+            const uint8_t *blk = (const uint8_t *)t->m.data + o * moec_qtype_row_bytes(t->m.type, I) + b * bb;
+            if (t->m.type == MOEC_QT_Q8_0) { /* d · (signed code), no offset (ggml_quants.h) */
+                const double d = moec_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+                for (int64_t i = 0; i < B; i++) {
+                    aq[o * I + b * B + i] = d * (int8_t)blk[2 + i];
+                    cc[o * I + b * B + i] = 0;
+                }
+                continue;
+            }
             uint8_t q[256];
             float a[16], c[16];
-            moec_ggml_unpack((moec_ggml_type)moec_qtype_ggml(t->m.type),
-                             (const uint8_t *)t->m.data + o * moec_qtype_row_bytes(t->m.type, I) + b * bb, q, a, c);
+            moec_ggml_unpack((moec_ggml_type)moec_qtype_ggml(t->m.type), blk, q, a, c);
             for (int64_t i = 0; i < B; i++) {
                 aq[o * I + b * B + i] = (double)a[i / 16] * q[i];
                 cc[o * I + b * B + i] = c[i / 16];
@@ -509,6 +517,24 @@ static void test_q8_activations(const char *isa, int threads) {
         for (int o = 0; o < 9; o++) ok &= isfinite(Y[o]) && isnan(Y[9 + o]) && isnan(Y[18 + o]);
         check(ok, "%s %-4s int8 activations: a NaN or inf input gives NaN outputs in its row only", isa,
               moec_qtype_name(q8_types[ti]));
+        mat_free(&t);
+    }
+    /* Q8_0 rows wider than 1536 values keep the exact kernel (qmatmul.c: measured faster there): the same bits
+     * with int8 activations on as off; rows of 512 take the int8 kernel (their results differ). */
+    for (int wide_rows = 0; wide_rows < 2; wide_rows++) {
+        test_mat t;
+        const int64_t I = wide_rows ? 2048 : 512;
+        mat_make(&t, MOEC_QT_Q8_0, 5, I);
+        float *X = malloc(sizeof(float) * (size_t)(2 * I)), Y[2][10];
+        for (int64_t i = 0; i < 2 * I; i++) X[i] = frand();
+        moec_qmat_set_activations(MOEC_QACT_F32);
+        moec_qmat_matmul(Y[0], 5, X, I, 2, &t.m);
+        moec_qmat_set_activations(MOEC_QACT_Q8);
+        moec_qmat_matmul(Y[1], 5, X, I, 2, &t.m);
+        const int same = memcmp(Y[0], Y[1], sizeof Y[0]) == 0;
+        check(wide_rows ? same : !same, "%s q8_0 rows of %lld with int8 activations on: %s", isa, (long long)I,
+              wide_rows ? "the exact kernel's bits" : "the int8 kernel (not the exact bits)");
+        free(X);
         mat_free(&t);
     }
     moec_qmat_set_activations(MOEC_QACT_F32);

@@ -249,8 +249,18 @@ const char *moec_qmat_isa_name(void) { return kernels()->name; }
 
 const qmat_kernels *moec_qmat_kernels_active(void) { return kernels(); }
 
-/* The kernels for W: k, or for ggml's block types (other than Q8_0) the decoding wrapper around k, or bf16p's. */
+#ifndef Q8_0_INT8_MAX_COLS
+#define Q8_0_INT8_MAX_COLS 1536
+#endif
+
+/* The kernels for W: k, or for ggml's block types (other than Q8_0) the decoding wrapper around k, or bf16p's.
+ * Q8_0 goes to the block types' int8-activation kernels too when those are on (MOEC_QACT_Q8, a SIMD table);
+ * they hand its prefill dequantisation (and a decode without scratch) back to k. */
 static const qmat_kernels *kernels_for(const qmat_kernels *k, const moec_qmat *W) {
+    if (W->type == MOEC_QT_Q8_0)
+        return k->isa != MOEC_GEMM_ISA_SCALAR && moec_qmat_activations() == MOEC_QACT_Q8 && W->cols <= Q8_0_INT8_MAX_COLS
+                   ? &moec_qmat_kernels_blocks
+                   : k;
     return W->type == MOEC_QT_BF16P ? &moec_qmat_kernels_bf16p : W->type > MOEC_QT_Q8_0 ? &moec_qmat_kernels_blocks : k;
 }
 

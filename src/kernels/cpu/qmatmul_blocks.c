@@ -404,6 +404,8 @@ static void dot_blocks(const moec_qmat *W, int64_t o0, int64_t o1, const float *
     if (xs) {
         q8_quantize(X, ldx, T, W->cols, xs);
         q8_dot_any(W, o0, o1, xs, T, Y, ldy);
+    } else if (W->type == MOEC_QT_Q8_0) { /* exact: the instruction set's own Q8_0 kernel */
+        moec_qmat_kernels_active()->dot(W, o0, o1, X, ldx, T, Y, ldy);
     } else if (use_avx2()) { /* exact (or out of memory for the int8 copy) */
         dot_avx2(W, o0, o1, X, ldx, T, Y, ldy);
     } else {
@@ -412,6 +414,10 @@ static void dot_blocks(const moec_qmat *W, int64_t o0, int64_t o1, const float *
 }
 
 static void dequant_blocks(const moec_qmat *W, int64_t o0, int64_t n, float *out) {
+    if (W->type == MOEC_QT_Q8_0) { /* (here only with int8 activations on: qmatmul.c's kernels_for) */
+        moec_qmat_kernels_active()->dequant(W, o0, n, out);
+        return;
+    }
     if (use_avx2()) {
         dequant_avx2(W, o0, n, out);
         return;

@@ -110,6 +110,17 @@ Q8_TARGET static inline __attribute__((always_inline)) __m256 q8_dot32(__m256i q
 #endif
 }
 
+/* The same for signed codes q (Q8_0, −128..127): |q| · (y with q's sign), as llama.cpp does, since the unsigned ×
+ * signed instructions want one unsigned operand (|q| ≤ 128: 2·128·127 still fits an int16 pair). qa = |q|. */
+Q8_TARGET static inline __attribute__((always_inline)) __m256 q8_dot32s(__m256i qa, __m256i q, const int8_t *y) {
+    const __m256i ys = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y), q);
+#if Q8_VNNI
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), qa, ys));
+#else
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(qa, ys), _mm256_set1_epi16(1)));
+#endif
+}
+
 /* 32 bytes of 4-bit codes: the low nibbles (lo) and the high ones (hi). */
 Q8_TARGET static inline __attribute__((always_inline)) void nibbles32(const uint8_t *p, __m256i *lo, __m256i *hi) {
     const __m256i v = _mm256_loadu_si256((const __m256i *)p), m = _mm256_set1_epi8(15);
@@ -273,13 +284,17 @@ Q8_TARGET static inline __attribute__((always_inline)) void q8_k16(int NT, moec_
     for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
 }
 
-/* One Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five) block: its 32 codes as bytes, its scale d and offset c (the min,
- * or −8·d / −16·d). The fifth bits of the 32-bit qh spread to bytes (byte j of the vector takes byte j / 8 of qh,
- * masked by bit j % 8). */
-Q8_TARGET static inline __attribute__((always_inline)) __m256i q32_codes(int has_min, int five, const uint8_t *blk,
-                                                                      float *d, float *c) {
+/* One Q4_0 / Q4_1 (has_min) / Q5_0 / Q5_1 (five) / Q8_0 (eight) block: its 32 codes as bytes (Q8_0: signed), its
+ * scale d and offset c (the min, or −8·d / −16·d; Q8_0: none). The fifth bits of the 32-bit qh spread to bytes
+ * (byte j of the vector takes byte j / 8 of qh, masked by bit j % 8). */
+Q8_TARGET static inline __attribute__((always_inline)) __m256i q32_codes(int has_min, int five, int eight,
+                                                                      const uint8_t *blk, float *d, float *c) {
     const uint8_t *p = blk + (has_min ? 4 : 2);
     *d = half_f16c(blk);
+    if (eight) {
+        *c = 0;
+        return _mm256_loadu_si256((const __m256i *)p);
+    }
     *c = has_min ? half_f16c(blk + 2) : (five ? -16.0f : -8.0f) * *d;
     const __m128i v = _mm_loadu_si128((const __m128i *)(p + (five ? 4 : 0))), m = _mm_set1_epi8(15);
     __m256i q = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
@@ -299,41 +314,53 @@ Q8_TARGET static inline __attribute__((always_inline)) __m256i q32_codes(int has
     return q;
 }
 
-/* Q4_0 / Q4_1 / Q5_0 / Q5_1: one 32-value block per activation block, two blocks per iteration, each into its own
- * accumulators (with the accumulator picked by b & 1 at run time, GCC kept them on the stack: a store and a reload
- * in every block's dependency chain, 7 % of a ref-moe-small Q4_K_M decode profile on that one store). The offsets
- * c·s32 go to two scalar sums. */
-Q8_TARGET static inline __attribute__((always_inline)) void q8_q32(int NT, int has_min, int five, const uint8_t *row,
-                                                                int64_t nb, const q8_row *X, float *sums) {
+/* Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0: one 32-value block per activation block, two blocks per iteration, each into its
+ * own accumulators (with the accumulator picked by b & 1 at run time, GCC kept them on the stack: a store and a
+ * reload in every block's dependency chain, 7 % of a ref-moe-small Q4_K_M decode profile on that one store). The
+ * offsets c·s32 go to two scalar sums (Q8_0 has none). */
+Q8_TARGET static inline __attribute__((always_inline)) __m256 q32_dot(int eight, __m256i q, const int8_t *y) {
+    return eight ? q8_dot32s(_mm256_abs_epi8(q), q, y) : q8_dot32(q, y);
+}
+
+Q8_TARGET static inline __attribute__((always_inline)) void q8_q32(int NT, int has_min, int five, int eight,
+                                                                const uint8_t *row, int64_t nb, const q8_row *X,
+                                                                float *sums) {
     __m256 acc[4][2];
     float off[4][2];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps(), off[t][0] = off[t][1] = 0;
-    const int64_t bb = 18 + 2 * has_min + 4 * five;
+    const int64_t bb = eight ? 34 : 18 + 2 * has_min + 4 * five;
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         const uint8_t *blk = row + b * bb;
-        prefetch_block(blk, 2 * bb);
+        if (eight) {
+#ifndef Q8_0_PREFETCH_BYTES
+#define Q8_0_PREFETCH_BYTES 512
+#endif
+            __builtin_prefetch(blk + Q8_0_PREFETCH_BYTES, 0, QMAT_PREFETCH_LOCALITY);
+        } else {
+            prefetch_block(blk, 2 * bb);
+        }
         float d[2], c[2];
         __m256i q[2];
-        q[0] = q32_codes(has_min, five, blk, &d[0], &c[0]);
-        q[1] = q32_codes(has_min, five, blk + bb, &d[1], &c[1]);
+        q[0] = q32_codes(has_min, five, eight, blk, &d[0], &c[0]);
+        q[1] = q32_codes(has_min, five, eight, blk + bb, &d[1], &c[1]);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++)
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++) {
-                acc[t][e] = _mm256_fmadd_ps(q8_dot32(q[e], X[t].y + 32 * (b + e)),
+                acc[t][e] = _mm256_fmadd_ps(q32_dot(eight, q[e], X[t].y + 32 * (b + e)),
                                             _mm256_set1_ps(d[e] * X[t].dx[b + e]), acc[t][e]);
-                off[t][e] += c[e] * X[t].s32[b + e];
+                if (!eight) off[t][e] += c[e] * X[t].s32[b + e];
             }
     }
     if (b < nb) {
         float d, c;
-        const __m256i q = q32_codes(has_min, five, row + b * bb, &d, &c);
+        const __m256i q = q32_codes(has_min, five, eight, row + b * bb, &d, &c);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            acc[t][0] = _mm256_fmadd_ps(q8_dot32(q, X[t].y + 32 * b), _mm256_set1_ps(d * X[t].dx[b]), acc[t][0]);
-            off[t][0] += c * X[t].s32[b];
+            acc[t][0] = _mm256_fmadd_ps(q32_dot(eight, q, X[t].y + 32 * b), _mm256_set1_ps(d * X[t].dx[b]), acc[t][0]);
+            if (!eight) off[t][0] += c * X[t].s32[b];
         }
     }
 #pragma GCC unroll 4
@@ -343,10 +370,11 @@ Q8_TARGET static inline __attribute__((always_inline)) void q8_q32(int NT, int h
 Q8_TARGET static inline __attribute__((always_inline)) void q8_rows(moec_ggml_type g, int NT, const uint8_t *row,
                                                                  int64_t cols, const q8_row *X, float *sums) {
     switch (g) {
-    case MOEC_GGML_Q4_0: q8_q32(NT, 0, 0, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q4_1: q8_q32(NT, 1, 0, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q5_0: q8_q32(NT, 0, 1, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q4_0: q8_q32(NT, 0, 0, 0, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q4_1: q8_q32(NT, 1, 0, 0, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q5_0: q8_q32(NT, 0, 1, 0, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, 0, row, cols / 32, X, sums); break;
+    case MOEC_GGML_Q8_0: q8_q32(NT, 0, 0, 1, row, cols / 32, X, sums); break;
     case MOEC_GGML_Q4_K: q8_q45k(NT, 0, row, cols / 256, X, sums); break;
     case MOEC_GGML_Q5_K: q8_q45k(NT, 1, row, cols / 256, X, sums); break;
     /* the type a constant in each instantiation, as NT is */

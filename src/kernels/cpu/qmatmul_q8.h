@@ -9,7 +9,8 @@
  * Both compile the same 256-bit kernels; the AVX-512 build also gets 32 vector registers instead of 16, which keeps
  * the accumulators and constants of the Q5_0 / Q4_K loops out of the stack. Each file gets its own static copies,
  * so the two instantiations never meet. The results are the same bits on both (same integer sums, same float
- * operations in the same order), and qmatmul_blocks.c picks one per call (q8_dot_any).
+ * operations in the same order), and qmatmul_blocks.c picks one per call (q8_dot_any). The row shapes these serve
+ * are short (ref-moe-small: 512 values, two K super-blocks), so per-row costs matter as much as per-block ones.
  */
 #include <stdint.h>
 #include <string.h>
@@ -66,6 +67,8 @@ Q8_TARGET static inline __attribute__((always_inline)) void k4_scales(const uint
  * vpmaddwd (pairs summed in int32, Q6_K with its signed per-16 scales), then one conversion and one FMA by
  * (weight scale)·dx per 32 values. The weights' offsets (Q4_1/Q5_1/Q4_K/Q5_K mins, the −8/−16/−32 of Q4_0/Q5_0/
  * Q6_K) multiply dx·Σy, summed once in the rounding. About a third of the exact kernels' instructions per weight.
+ * Q8_0's codes are signed: |q| meets y with q's sign (vpabsb, vpsignb; |q| ≤ 128, so 2·128·127 still fits an
+ * int16), no offset; qmatmul.c sends it here only for rows of up to 1536 values (Q8_0_INT8_MAX_COLS).
  *
  * Prepared row layout (q8_row_floats floats per input row, 64-byte aligned): int8 y[cols], then fp32 dx[cols/32],
  * s32[cols/32] = dx·Σy per 32, s16[cols/16] = dx·Σy per 16, and the row's post factor (row_shift). A block whose

@@ -542,8 +542,8 @@ static void test_q8_activations(const char *isa, int threads) {
 
 /* The int8-activation kernels exist twice (qmatmul_q8.h: AVX2, and AVX-512 VL + VNNI), meant to give the same bits:
  * the same integer sums (vpdpbusd vs vpmaddubsw + vpmaddwd, whose int16 pairs cannot saturate on these codes) and
- * the same float operations in the same order. Checked on every block type, row counts that leave 1..3 rows for the
- * last tile and T = 1..9. (Not in the emulated build: SIMDe's FMA there, without the instruction, rounds twice, so
+ * the same float operations in the same order. Checked on every block type, rows of 512 (paired on VNNI) and 768,
+ * row counts that leave 1..3 rows for the last tile and T = 1..9. (Not in the emulated build: SIMDe's FMA there, without the instruction, rounds twice, so
  * only the error bounds of test_q8_activations hold, and they are checked.) */
 static void test_q8_isas_agree(void) {
 #ifdef MOEC_EMULATE_AVX512
@@ -557,9 +557,10 @@ static void test_q8_isas_agree(void) {
         return;
     }
     moec_qmat_set_activations(MOEC_QACT_Q8);
-    for (size_t ti = 0; ti < sizeof q8_types / sizeof *q8_types; ti++) {
+    for (size_t k = 0; k < 2 * sizeof q8_types / sizeof *q8_types; k++) {
+        const size_t ti = k / 2;
         test_mat t;
-        mat_make(&t, q8_types[ti], 19, 768);
+        mat_make(&t, q8_types[ti], 19, k % 2 ? 768 : 512); /* 512: Q4_K / Q5_K rows go in pairs on VNNI */
         const int64_t O = t.m.rows, I = t.m.cols;
         float *X = malloc(sizeof(float) * (size_t)(9 * I)), *Y[2];
         for (int64_t k = 0; k < 9 * I; k++) X[k] = frand() * (float)(1 + k % 5);
@@ -573,8 +574,8 @@ static void test_q8_isas_agree(void) {
             bad += memcmp(Y[0], Y[1], sizeof(float) * (size_t)(T * O)) != 0;
             free(Y[0]), free(Y[1]);
         }
-        check(bad == 0, "int8 activations %-4s 19 x 768, T = 1..9: avx2 and avx512-vnni kernels give the same bits (%ld "
-              "T differ)", moec_qtype_name(q8_types[ti]), bad);
+        check(bad == 0, "int8 activations %-4s 19 x %lld, T = 1..9: avx2 and avx512-vnni kernels give the same bits "
+              "(%ld T differ)", moec_qtype_name(q8_types[ti]), (long long)I, bad);
         free(X);
         mat_free(&t);
     }

@@ -190,6 +190,58 @@ Q8_TARGET static inline __attribute__((always_inline)) void q8_q45k(int NT, int 
     for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
 }
 
+/* Rows up to this wide are decoded in pairs (q8_q45k_pair); measured, VNNI build, bench_infer Q4_K_M decode:
+ * ref-moe-small (rows of 512) 759 -> 836 and 673 -> 732 tok/s (medians of 5 and 4 alternating runs), but moe-1b
+ * (rows of 2048) 96.7 -> 51.9 — not investigated; presumably two rows 1.1 KB apart read side by side look like two
+ * streams to the prefetchers, as interleaved rows did for the bf16 kernels (qmatmul_avx512.c). */
+#ifndef Q8_PAIR_MAX_COLS
+#define Q8_PAIR_MAX_COLS 512
+#endif
+
+/* Q4_K / Q5_K, one input row, two weight rows side by side (VNNI build: 32 registers hold both rows' accumulators):
+ * each row's arithmetic is exactly q8_q45k's with NT = 1 (same accumulators, same order), so a row gives the same
+ * bits whether it was paired or not; the pair shares the loads of y and runs two independent chains. */
+Q8_TARGET static inline __attribute__((always_inline)) void q8_q45k_pair(int five, const uint8_t *row0,
+                                                                      const uint8_t *row1, int64_t nb,
+                                                                      const q8_row *X, float *sums) {
+    __m256 acc[2][4], off[2];
+#pragma GCC unroll 2
+    for (int r = 0; r < 2; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = off[r] = _mm256_setzero_ps();
+    const int64_t bs = five ? 176 : 144;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk[2] = {row0 + b * bs, row1 + b * bs};
+        float fa[2][8];
+        __m256i qh[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; r++) {
+            prefetch_block(blk[r], bs);
+            float a[8], c[8];
+            k4_scales(blk[r], a, c);
+            _mm256_storeu_ps(fa[r], _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(X->dx + 8 * b)));
+            off[r] = _mm256_fmadd_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(X->s32 + 8 * b), off[r]);
+            qh[r] = five ? _mm256_loadu_si256((const __m256i *)(blk[r] + 16)) : _mm256_setzero_si256();
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            const int8_t *y = X->y + 256 * b + 64 * k;
+            const int e = (k & 1) * 2;
+#pragma GCC unroll 2
+            for (int r = 0; r < 2; r++) {
+                __m256i lo, hi;
+                nibbles32(blk[r] + (five ? 48 : 16) + 32 * k, &lo, &hi);
+                if (five) {
+                    lo = or_bit16(lo, qh[r], 2 * k);
+                    hi = or_bit16(hi, qh[r], 2 * k + 1);
+                }
+                acc[r][e] = _mm256_fmadd_ps(q8_dot32(lo, y), _mm256_set1_ps(fa[r][2 * k]), acc[r][e]);
+                acc[r][e + 1] = _mm256_fmadd_ps(q8_dot32(hi, y + 32), _mm256_set1_ps(fa[r][2 * k + 1]), acc[r][e + 1]);
+            }
+        }
+    }
+    sums[0] = sum4(acc[0]) + hsum8(off[0]);
+    sums[1] = sum4(acc[1]) + hsum8(off[1]);
+}
+
 /* The int16 scales of 32-value chunk j for vpmaddwd, from the 16 int8 group scales held in both 128-bit lanes of
  * sc: group 2j's in the low lane (the chunk's first 16 values), 2j + 1's in the high one — each byte shuffled into
  * the top of an int16 and shifted down with its sign. */
@@ -393,7 +445,18 @@ Q8_TARGET static void q8_dot(const moec_qmat *W, int64_t o0, int64_t o1, const f
     const size_t row_bytes = (size_t)moec_qtype_row_bytes(W->type, W->cols); /* a call: once, not per row */
     q8_row X4[4];
     for (int t = 0; t < 4 && t < T; t++) X4[t] = q8_row_at(xs, W->cols, t);
-    for (int64_t o = o0; o < o1; o++) {
+    int64_t o = o0;
+#if Q8_VNNI && !defined(Q8_NO_PAIRS)
+    if (T == 1 && (g == MOEC_GGML_Q4_K || g == MOEC_GGML_Q5_K) && W->cols <= Q8_PAIR_MAX_COLS)
+        for (; o + 2 <= o1; o += 2) {
+            const uint8_t *row = (const uint8_t *)W->data + (size_t)o * row_bytes;
+            float sums[2];
+            q8_q45k_pair(g == MOEC_GGML_Q5_K, row, row + row_bytes, W->cols / 256, X4, sums);
+            Y[o] = sums[0] * X4[0].post;
+            Y[o + 1] = sums[1] * X4[0].post;
+        }
+#endif
+    for (; o < o1; o++) {
         const uint8_t *row = (const uint8_t *)W->data + (size_t)o * row_bytes;
         for (int64_t t0 = 0; t0 < T; t0 += 4) {
             const int nt = T - t0 >= 4 ? 4 : (int)(T - t0);

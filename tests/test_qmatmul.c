@@ -686,30 +686,35 @@ static void test_many(void) {
 /* Int8 activations through moec_qmat_matmul_many: a Q4_K and a Q6_K product of one X and a Q5_0 one of another
  * (each quantises its X once, in the shared prepared buffer) equal single calls bit for bit. */
 static void test_many_q8(void) {
-    test_mat m[3];
+    /* q4_k, q6_k and q8_0 read one X (their int8 rounding of it is shared: same width), q5_0 another, and a second
+     * q4_k a third X of the same width (which must not take the first one's rounding) */
+    enum { N = 5 };
+    test_mat m[N];
     mat_make(&m[0], MOEC_QT_Q4_K, 20, 512);
     mat_make(&m[1], MOEC_QT_Q6_K, 12, 512);
     mat_make(&m[2], MOEC_QT_Q5_0, 9, 96);
-    float X0[3 * 512], X1[3 * 96], Y[3][3 * 20], R[3][3 * 20];
-    for (int i = 0; i < 3 * 512; i++) X0[i] = frand();
+    mat_make(&m[3], MOEC_QT_Q8_0, 7, 512);
+    mat_make(&m[4], MOEC_QT_Q4_K, 6, 512);
+    float X0[3 * 512], X1[3 * 96], X2[3 * 512], Y[N][3 * 20], R[N][3 * 20];
+    for (int i = 0; i < 3 * 512; i++) X0[i] = frand(), X2[i] = frand();
     for (int i = 0; i < 3 * 96; i++) X1[i] = frand();
-    const float *X[3] = {X0, X0, X1};
+    const float *X[N] = {X0, X0, X1, X0, X2};
     moec_qmat_set_activations(MOEC_QACT_Q8);
-    moec_qmat_op ops[3];
-    for (int k = 0; k < 3; k++) {
+    moec_qmat_op ops[N];
+    for (int k = 0; k < N; k++) {
         moec_qmat_matmul(R[k], m[k].m.rows, X[k], m[k].m.cols, 3, &m[k].m);
         ops[k] = (moec_qmat_op){Y[k], m[k].m.rows, X[k], m[k].m.cols, 3, &m[k].m};
     }
     for (int threads = 1; threads <= 2; threads++) {
         moec_threads_init(threads);
-        moec_qmat_matmul_many(ops, 3);
+        moec_qmat_matmul_many(ops, N);
         int same = 1;
-        for (int k = 0; k < 3; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(3 * m[k].m.rows));
-        check(same, "many, int8 activations: q4_k + q6_k on one X and q5_0 on another == single calls (%d thread(s))",
-              threads);
+        for (int k = 0; k < N; k++) same &= !memcmp(Y[k], R[k], sizeof(float) * (size_t)(3 * m[k].m.rows));
+        check(same, "many, int8 activations: q4_k + q6_k + q8_0 on one X, q5_0 and q4_k on others == single calls (%d "
+              "thread(s))", threads);
     }
     moec_qmat_set_activations(MOEC_QACT_F32);
-    for (int k = 0; k < 3; k++) mat_free(&m[k]);
+    for (int k = 0; k < N; k++) mat_free(&m[k]);
 }
 
 static void test_check(void) {

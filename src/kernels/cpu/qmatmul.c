@@ -389,7 +389,8 @@ static void many_task(void *ctx, int64_t begin, int64_t end, int thread_index) {
 }
 
 /* Prepared X for every op that wants one, in one scratch buffer; ops that read the same X with the same type and
- * width (q, k and v; an expert's gate and up) share one copy. */
+ * width (q, k and v; an expert's gate and up), or through the block types' kernels with the same width, share one
+ * copy. */
 static void many_prepare(many_job *j) {
     const moec_qmat_op *ops = j->ops;
     int64_t at[MANY_MAX], total = 0;
@@ -399,9 +400,13 @@ static void many_prepare(many_job *j) {
         at[i] = -1;
         const int64_t nx = prep_floats(kernels_for(j->k, ops[i].W), ops[i].W, ops[i].T);
         if (nx <= 0) continue;
+        const qmat_kernels *ki = kernels_for(j->k, ops[i].W);
         for (int e = 0; e < i && same[i] < 0; e++)
             if (at[e] >= 0 && ops[e].X == ops[i].X && ops[e].ldx == ops[i].ldx && ops[e].T == ops[i].T &&
-                ops[e].W->type == ops[i].W->type && ops[e].W->cols == ops[i].W->cols)
+                ops[e].W->cols == ops[i].W->cols &&
+                (ops[e].W->type == ops[i].W->type ||
+                 /* the block types' int8 rounding of X depends on its width only (a Q4_K q and Q8_0 k / v) */
+                 (ki == &moec_qmat_kernels_blocks && kernels_for(j->k, ops[e].W) == ki)))
                 same[i] = e;
         if (same[i] < 0) at[i] = total, total += nx;
     }

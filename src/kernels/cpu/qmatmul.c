@@ -398,9 +398,9 @@ static void many_prepare(many_job *j) {
     for (int i = 0; i < j->n; i++) {
         same[i] = -1;
         at[i] = -1;
-        const int64_t nx = prep_floats(kernels_for(j->k, ops[i].W), ops[i].W, ops[i].T);
-        if (nx <= 0) continue;
         const qmat_kernels *ki = kernels_for(j->k, ops[i].W);
+        const int64_t nx = prep_floats(ki, ops[i].W, ops[i].T);
+        if (nx <= 0) continue;
         for (int e = 0; e < i && same[i] < 0; e++)
             if (at[e] >= 0 && ops[e].X == ops[i].X && ops[e].ldx == ops[i].ldx && ops[e].T == ops[i].T &&
                 ops[e].W->cols == ops[i].W->cols &&

@@ -149,48 +149,7 @@ Q8_TARGET static inline __attribute__((always_inline)) __m256i or_bit16(__m256i 
 #endif
 }
 
-/* Q4_K / Q5_K (five): NT sums of one row. Per super-block: scales a = d·sc and offsets c = −dmin·min (k4_scales),
- * a·dx per 32 values into fa, the offsets against s32 in one FMA. */
-Q8_TARGET static inline __attribute__((always_inline)) void q8_q45k(int NT, int five, const uint8_t *row, int64_t nb,
-                                                                 const q8_row *X, float *sums) {
-    __m256 acc[4][4], off[4];
-    const int alt = NT <= 2 ? 2 : 0;
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = off[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk = row + b * (five ? 176 : 144), *qs = blk + (five ? 48 : 16);
-        prefetch_block(blk, five ? 176 : 144);
-        float a[8], c[8], fa[4][8];
-        k4_scales(blk, a, c);
-        const __m256 va = _mm256_loadu_ps(a), vc = _mm256_loadu_ps(c);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            _mm256_storeu_ps(fa[t], _mm256_mul_ps(va, _mm256_loadu_ps(X[t].dx + 8 * b)));
-            off[t] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(X[t].s32 + 8 * b), off[t]);
-        }
-        const __m256i qh = five ? _mm256_loadu_si256((const __m256i *)(blk + 16)) : _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) { /* values 64k .. 64k + 31 (low nibbles), 64k + 32 .. 64k + 63 (high) */
-            __m256i lo, hi;
-            nibbles32(qs + 32 * k, &lo, &hi);
-            if (five) {
-                lo = or_bit16(lo, qh, 2 * k);
-                hi = or_bit16(hi, qh, 2 * k + 1);
-            }
-            const int e = (k & 1) * alt;
-#pragma GCC unroll 4
-            for (int t = 0; t < NT; t++) {
-                const int8_t *y = X[t].y + 256 * b + 64 * k;
-                acc[t][e] = _mm256_fmadd_ps(q8_dot32(lo, y), _mm256_set1_ps(fa[t][2 * k]), acc[t][e]);
-                acc[t][e + 1] = _mm256_fmadd_ps(q8_dot32(hi, y + 32), _mm256_set1_ps(fa[t][2 * k + 1]), acc[t][e + 1]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) sums[t] = sum4(acc[t]) + hsum8(off[t]);
-}
-
-/* Rows up to this wide are decoded in pairs (q8_q45k_pair); measured, VNNI build, bench_infer Q4_K_M decode:
+/* Rows up to this wide are decoded in pairs (R = 2 below); measured, VNNI build, bench_infer Q4_K_M decode:
  * ref-moe-small (rows of 512) 759 -> 836 and 673 -> 732 tok/s (medians of 5 and 4 alternating runs), but moe-1b
  * (rows of 2048) 96.7 -> 51.9 — not investigated; presumably two rows 1.1 KB apart read side by side look like two
  * streams to the prefetchers, as interleaved rows did for the bf16 kernels (qmatmul_avx512.c). */
@@ -198,48 +157,65 @@ Q8_TARGET static inline __attribute__((always_inline)) void q8_q45k(int NT, int 
 #define Q8_PAIR_MAX_COLS 512
 #endif
 
-/* Q4_K / Q5_K, one input row, two weight rows side by side (VNNI build: 32 registers hold both rows' accumulators):
- * each row's arithmetic is exactly q8_q45k's with NT = 1 (same accumulators, same order), so a row gives the same
- * bits whether it was paired or not; the pair shares the loads of y and runs two independent chains. */
-Q8_TARGET static inline __attribute__((always_inline)) void q8_q45k_pair(int five, const uint8_t *row0,
-                                                                      const uint8_t *row1, int64_t nb,
+/* Q4_K / Q5_K (five): R weight rows (1, or 2 side by side with NT = 1: the VNNI build's 32 registers hold both
+ * rows' accumulators) against NT input rows; sums[r · NT + t]. Per super-block: scales a = d·sc and offsets
+ * c = −dmin·min (k4_scales), a·dx per 32 values into fa, the offsets against s32 in one FMA. Each (row, input)
+ * sum has its own accumulators, fed in the same order whatever R is, so a row gives the same bits paired or not;
+ * a pair shares the loads of y and runs two independent chains. */
+Q8_TARGET static inline __attribute__((always_inline)) void q8_q45k_rows(int R, int NT, int five,
+                                                                      const uint8_t *const *rows, int64_t nb,
                                                                       const q8_row *X, float *sums) {
-    __m256 acc[2][4], off[2];
-#pragma GCC unroll 2
-    for (int r = 0; r < 2; r++) acc[r][0] = acc[r][1] = acc[r][2] = acc[r][3] = off[r] = _mm256_setzero_ps();
+    __m256 acc[2][4][4], off[2][4];
+    const int alt = NT <= 2 ? 2 : 0;
     const int64_t bs = five ? 176 : 144;
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            acc[r][t][0] = acc[r][t][1] = acc[r][t][2] = acc[r][t][3] = off[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *blk[2] = {row0 + b * bs, row1 + b * bs};
-        float fa[2][8];
+        const uint8_t *blk[2];
+        float fa[2][4][8];
         __m256i qh[2];
 #pragma GCC unroll 2
-        for (int r = 0; r < 2; r++) {
+        for (int r = 0; r < R; r++) {
+            blk[r] = rows[r] + b * bs;
             prefetch_block(blk[r], bs);
             float a[8], c[8];
             k4_scales(blk[r], a, c);
-            _mm256_storeu_ps(fa[r], _mm256_mul_ps(_mm256_loadu_ps(a), _mm256_loadu_ps(X->dx + 8 * b)));
-            off[r] = _mm256_fmadd_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(X->s32 + 8 * b), off[r]);
+            const __m256 va = _mm256_loadu_ps(a), vc = _mm256_loadu_ps(c);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                _mm256_storeu_ps(fa[r][t], _mm256_mul_ps(va, _mm256_loadu_ps(X[t].dx + 8 * b)));
+                off[r][t] = _mm256_fmadd_ps(vc, _mm256_loadu_ps(X[t].s32 + 8 * b), off[r][t]);
+            }
             qh[r] = five ? _mm256_loadu_si256((const __m256i *)(blk[r] + 16)) : _mm256_setzero_si256();
         }
 #pragma GCC unroll 4
-        for (int k = 0; k < 4; k++) {
-            const int8_t *y = X->y + 256 * b + 64 * k;
-            const int e = (k & 1) * 2;
+        for (int k = 0; k < 4; k++) { /* values 64k .. 64k + 31 (low nibbles), 64k + 32 .. 64k + 63 (high) */
+            const int e = (k & 1) * alt;
 #pragma GCC unroll 2
-            for (int r = 0; r < 2; r++) {
+            for (int r = 0; r < R; r++) {
                 __m256i lo, hi;
                 nibbles32(blk[r] + (five ? 48 : 16) + 32 * k, &lo, &hi);
                 if (five) {
                     lo = or_bit16(lo, qh[r], 2 * k);
                     hi = or_bit16(hi, qh[r], 2 * k + 1);
                 }
-                acc[r][e] = _mm256_fmadd_ps(q8_dot32(lo, y), _mm256_set1_ps(fa[r][2 * k]), acc[r][e]);
-                acc[r][e + 1] = _mm256_fmadd_ps(q8_dot32(hi, y + 32), _mm256_set1_ps(fa[r][2 * k + 1]), acc[r][e + 1]);
+#pragma GCC unroll 4
+                for (int t = 0; t < NT; t++) {
+                    const int8_t *y = X[t].y + 256 * b + 64 * k;
+                    acc[r][t][e] = _mm256_fmadd_ps(q8_dot32(lo, y), _mm256_set1_ps(fa[r][t][2 * k]), acc[r][t][e]);
+                    acc[r][t][e + 1] =
+                        _mm256_fmadd_ps(q8_dot32(hi, y + 32), _mm256_set1_ps(fa[r][t][2 * k + 1]), acc[r][t][e + 1]);
+                }
             }
         }
     }
-    sums[0] = sum4(acc[0]) + hsum8(off[0]);
-    sums[1] = sum4(acc[1]) + hsum8(off[1]);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) sums[r * NT + t] = sum4(acc[r][t]) + hsum8(off[r][t]);
 }
 
 /* The int16 scales of 32-value chunk j for vpmaddwd, from the 16 int8 group scales held in both 128-bit lanes of
@@ -430,8 +406,8 @@ Q8_TARGET static inline __attribute__((always_inline)) void q8_rows(moec_ggml_ty
     case MOEC_GGML_Q5_0: q8_q32(NT, 0, 1, 0, row, cols / 32, X, sums); break;
     case MOEC_GGML_Q5_1: q8_q32(NT, 1, 1, 0, row, cols / 32, X, sums); break;
     case MOEC_GGML_Q8_0: q8_q32(NT, 0, 0, 1, row, cols / 32, X, sums); break;
-    case MOEC_GGML_Q4_K: q8_q45k(NT, 0, row, cols / 256, X, sums); break;
-    case MOEC_GGML_Q5_K: q8_q45k(NT, 1, row, cols / 256, X, sums); break;
+    case MOEC_GGML_Q4_K: q8_q45k_rows(1, NT, 0, &row, cols / 256, X, sums); break;
+    case MOEC_GGML_Q5_K: q8_q45k_rows(1, NT, 1, &row, cols / 256, X, sums); break;
     /* the type a constant in each instantiation, as NT is */
     case MOEC_GGML_Q2_K: q8_k16(NT, MOEC_GGML_Q2_K, row, cols / 256, X, sums); break;
     case MOEC_GGML_Q3_K: q8_k16(NT, MOEC_GGML_Q3_K, row, cols / 256, X, sums); break;
@@ -449,9 +425,10 @@ Q8_TARGET static void q8_dot(const moec_qmat *W, int64_t o0, int64_t o1, const f
 #if Q8_VNNI && !defined(Q8_NO_PAIRS)
     if (T == 1 && (g == MOEC_GGML_Q4_K || g == MOEC_GGML_Q5_K) && W->cols <= Q8_PAIR_MAX_COLS)
         for (; o + 2 <= o1; o += 2) {
-            const uint8_t *row = (const uint8_t *)W->data + (size_t)o * row_bytes;
+            const uint8_t *row = (const uint8_t *)W->data + (size_t)o * row_bytes, *const rows[2] = {row, row + row_bytes};
             float sums[2];
-            q8_q45k_pair(g == MOEC_GGML_Q5_K, row, row + row_bytes, W->cols / 256, X4, sums);
+            if (g == MOEC_GGML_Q5_K) q8_q45k_rows(2, 1, 1, rows, W->cols / 256, X4, sums);
+            else q8_q45k_rows(2, 1, 0, rows, W->cols / 256, X4, sums);
             Y[o] = sums[0] * X4[0].post;
             Y[o + 1] = sums[1] * X4[0].post;
         }

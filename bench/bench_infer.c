@@ -11,6 +11,7 @@
  *
  *   bench_infer --model DIR|FILE.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--depth 0] [--bw-mib 1024]
  *               [--copy 1] [--activations q8|f32] [--isa auto|scalar|avx2|avx512]   (the matmul kernels; auto = the best this CPU has)
+ *               [--streams 0|1|ab]   (moec_qmat.streamed forced off / on, or alternating token by token, both timed)
  * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
  * which random weights spread evenly). */
 #include <math.h>
@@ -73,7 +74,7 @@ static int argmax(const float *v, int n) {
 
 int main(int argc, char **argv) {
     const char *model = NULL;
-    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0, depth = 0;
+    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0, depth = 0, streams = -1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--pp")) pp = atoi(argv[i + 1]);
@@ -84,6 +85,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--depth")) depth = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bw-mib")) bw_mib = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--copy")) copy = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--streams")) streams = !strcmp(argv[i + 1], "ab") ? 2 : atoi(argv[i + 1]) != 0;
         else if (!strcmp(argv[i], "--isa")) {
             const char *v = argv[i + 1];
             const moec_gemm_isa isa = !strcmp(v, "scalar") ? MOEC_GEMM_ISA_SCALAR : !strcmp(v, "avx2") ? MOEC_GEMM_ISA_AVX2
@@ -102,7 +104,7 @@ int main(int argc, char **argv) {
     }
     if (!model || pp < 1 || tg < 1 || reps < 1 || reps > 64 || depth < 0) {
         fprintf(stderr, "usage: bench_infer --model DIR [--pp N] [--tg N] [--reps R] [--threads T] [--batch B] [--depth D]\n"
-                        "                   [--activations q8|f32] [--isa auto|scalar|avx2|avx512]\n");
+                        "                   [--activations q8|f32] [--isa auto|scalar|avx2|avx512] [--streams 0|1|ab]\n");
         return 2;
     }
     moec_threads_init(threads);
@@ -114,6 +116,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (copy) copy_model(&m);
+    if (streams == 0 || streams == 1) moec_infer_model_set_streamed(&m, streams);
     const int V = m.cfg.vocab_size, want_ctx = (pp > depth + 1 ? pp : depth + 1) + tg + 1;
     if (depth + tg + 1 > m.cfg.max_seq) {
         fprintf(stderr, "bench_infer: --depth %d + --tg %d does not fit the model's context of %d\n", depth, tg,
@@ -138,7 +141,7 @@ int main(int argc, char **argv) {
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((r >> 33) % (uint64_t)V);
     }
-    double t_pp[64], t_tg[64], t_b[64];
+    double t_pp[64], t_tg[64], t_b[64], t_ab[2][64] = {{0}};
     for (int rep = -1; rep < reps; rep++) {
         /* prefill */
         moec_session_reset(&s, 0);
@@ -163,7 +166,14 @@ int main(int argc, char **argv) {
         t0 = bench_now();
         for (int i = 0; i < tg; i++) {
             tok = argmax(logits, V);
-            moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+            if (streams == 2) { /* --streams ab: the decode tokens alternate, so both see the same moments */
+                moec_infer_model_set_streamed(&m, i & 1);
+                const double ta = bench_now();
+                moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+                if (rep >= 0) t_ab[i & 1][rep] += bench_now() - ta;
+            } else {
+                moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
+            }
         }
         if (rep >= 0) t_tg[rep] = bench_now() - t0;
         /* batched decode */
@@ -197,6 +207,14 @@ int main(int argc, char **argv) {
     moec_free(buf);
     const int64_t active = moec_infer_active_weight_bytes(&m);
     const double bound = bw * 1e9 / (double)active, tg_tps = tg / tg_s;
+    if (streams == 2) { /* per rep: tokens/s of the streamed and of the adjacent tokens, and their ratio */
+        double on[64], off[64], ratio[64];
+        for (int r = 0; r < reps; r++)
+            on[r] = (tg / 2) / t_ab[1][r], off[r] = ((tg + 1) / 2) / t_ab[0][r], ratio[r] = on[r] / off[r];
+        fprintf(stderr, "bench_infer --streams ab: decode tokens streamed %.1f tok/s, adjacent %.1f tok/s (medians); "
+                        "median ratio %.3f over %d reps\n", bench_median(on, reps), bench_median(off, reps),
+                bench_median(ratio, reps), reps);
+    }
     printf("{\"pp_samples\": [");
     for (int i = 0; i < reps; i++) printf("%s%.3f", i ? ", " : "", pp / t_pp_raw[i]);
     printf("], \"tg_samples\": [");
@@ -204,10 +222,12 @@ int main(int argc, char **argv) {
     printf("], \"model\": \"%s\", \"threads\": %d, \"weights\": \"%s\", \"weight_bytes\": %lld, \"active_bytes_per_token\": "
            "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
            "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"depth\": %d, \"batch\": %d, \"batch_tok_s\": %.2f, "
-           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld, \"activations\": \"%s\", \"isa\": \"%s\"}\n",
+           "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld, \"activations\": \"%s\", \"isa\": \"%s\", "
+           "\"weights_streamed\": %d}\n",
            model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
            pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, depth, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
-           (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32", moec_qmat_isa_name());
+           (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32", moec_qmat_isa_name(),
+           m.weights_streamed);
     free(ids);
     free(slots);
     free(want);

@@ -8,6 +8,8 @@
  *     shape (Y = X · Wᵀ with W fp32).
  * (d) With --sweep N: the decode / prefill crossover on N × N, T = 1..48 with each regime forced
  *     (moec_qmat_set_decode_max). --skip-main skips (a)-(c).
+ * (e) With --f8-streams-ab PAIRS: E4M3 decode at T = 1 with the four-stream tiles on and off, alternating call by
+ *     call (moec_qmat.streamed), so that both see the same moments of a shared machine's memory.
  * Every number is the median of --reps runs after a warm-up.
  *
  * Usage: bench_qmatmul [--threads N] [--reps R] [--rows O] [--cols I] [--sweep N] [--skip-main]
@@ -111,7 +113,7 @@ static const moec_qtype decode_types[] = {MOEC_QT_F32, MOEC_QT_BF16, MOEC_QT_BF1
                                           MOEC_QT_F8E4M3};
 
 int main(int argc, char **argv) {
-    int threads = 0, sweep = 0, skip_main = 0;
+    int threads = 0, sweep = 0, skip_main = 0, streams_ab = 0;
     int64_t O = 16384, I = 4096;
     for (int k = 1; k < argc; k++) {
         if (!strcmp(argv[k], "--threads") && k + 1 < argc) threads = atoi(argv[++k]);
@@ -120,6 +122,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[k], "--cols") && k + 1 < argc) I = atoll(argv[++k]);
         else if (!strcmp(argv[k], "--sweep") && k + 1 < argc) sweep = atoi(argv[++k]);
         else if (!strcmp(argv[k], "--skip-main")) skip_main = 1;
+        else if (!strcmp(argv[k], "--f8-streams-ab") && k + 1 < argc) streams_ab = atoi(argv[++k]);
         else if (!strcmp(argv[k], "--isa") && k + 1 < argc) {
             const char *s = argv[++k];
             moec_gemm_isa isa = !strcmp(s, "scalar") ? MOEC_GEMM_ISA_SCALAR
@@ -131,7 +134,7 @@ int main(int argc, char **argv) {
             }
         } else {
             fprintf(stderr, "usage: bench_qmatmul [--threads N] [--reps R] [--rows O] [--cols I] [--sweep N] "
-                            "[--skip-main] [--isa scalar|avx2|avx512]\n");
+                            "[--skip-main] [--isa scalar|avx2|avx512] [--f8-streams-ab PAIRS]\n");
             return 2;
         }
     }
@@ -142,6 +145,31 @@ int main(int argc, char **argv) {
     printf("qmatmul: %d thread(s), isa %s (gemm %s), median of %d\n", threads, moec_qmat_isa_name(),
            moec_gemm_isa_name(), reps);
 
+    if (streams_ab > 0) { /* (e) */
+        bench_mat b;
+        mat_make(&b, MOEC_QT_F8E4M3, O, I);
+        float *X = malloc(sizeof(float) * (size_t)I), *Y = malloc(sizeof(float) * (size_t)O);
+        for (int64_t k = 0; k < I; k++) X[k] = frand();
+        double on[256], off[256], ratio[256];
+        if (streams_ab > 256) streams_ab = 256;
+        for (int r = -1; r < streams_ab; r++)
+            for (int s = 0; s < 2; s++) {
+                b.m.streamed = s == (r & 1); /* alternate which goes first */
+                double t0 = bench_now();
+                moec_qmat_matmul(Y, O, X, I, 1, &b.m);
+                const double dt = bench_now() - t0;
+                if (r >= 0) *(s == (r & 1) ? &on[r] : &off[r]) = dt;
+            }
+        for (int r = 0; r < streams_ab; r++) ratio[r] = off[r] / on[r];
+        const double gb = (double)(O * I) * 1e-9;
+        printf("\n(e) E4M3 decode, W %lld x %lld, T = 1, %d pairs alternating: four streams %.1f GB/s, adjacent rows "
+               "%.1f GB/s (medians); median of the pairs' speed ratios %.3f\n",
+               (long long)O, (long long)I, streams_ab, gb / bench_median(on, streams_ab),
+               gb / bench_median(off, streams_ab), bench_median(ratio, streams_ab));
+        free(X);
+        free(Y);
+        mat_free(&b);
+    }
     if (!skip_main) {
         /* (a) */
         int64_t bw_bytes = 512ll << 20;

@@ -174,19 +174,22 @@ static void test_parallel_for(int threads) {
 static void test_parallel_for_balanced(int threads) {
     static const int64_t ns[] = {0, 1, 2, 3, 7, 100, 1000, 100003};
     static const int64_t grains[] = {1, 16, 1000}, pieces[] = {1, 7, 1000};
+    for (int guided = 0; guided < 2; guided++)
     for (int nested = 0; nested < 2; nested++)
         for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
             for (size_t b = 0; b < sizeof grains / sizeof grains[0]; b++)
                 for (size_t p = 0; p < sizeof pieces / sizeof pieces[0]; p++) {
                     int64_t n = ns[a];
                     visit_ctx v = {.visits = calloc((size_t)n + 1, sizeof(_Atomic int)), .nested = nested};
-                    for (int rep = 0; rep < 5; rep++) moec_parallel_for_balanced(n, grains[b], pieces[p], visit, &v);
+                    for (int rep = 0; rep < 5; rep++)
+                        (guided ? moec_parallel_for_guided : moec_parallel_for_balanced)(n, grains[b], pieces[p],
+                                                                                          visit, &v);
                     int ok = !atomic_load(&v.bad_index);
                     for (int64_t i = 0; i < n; i++) ok &= atomic_load(&v.visits[i]) == 5;
                     ok &= atomic_load(&v.visits[n]) == 0;
-                    check(ok, "parallel_for_balanced threads=%d n=%ld grain=%ld piece=%ld nested=%d: each index once "
-                          "per loop (%d calls)", threads, (long)n, (long)grains[b], (long)pieces[p], nested,
-                          atomic_load(&v.calls));
+                    check(ok, "parallel_for_%s threads=%d n=%ld grain=%ld piece=%ld nested=%d: each index once "
+                          "per loop (%d calls)", guided ? "guided" : "balanced", threads, (long)n, (long)grains[b],
+                          (long)pieces[p], nested, atomic_load(&v.calls));
                     free(v.visits);
                 }
 }
@@ -207,17 +210,19 @@ static void steal_visit(void *ctx, int64_t begin, int64_t end, int thread_index)
     }
 }
 
-static void test_balanced_steals(void) {
+static void test_balanced_steals(int guided) {
     const int threads = moec_threads_count();
     const int64_t n = 64;
     steal_ctx v = {.visits = calloc((size_t)n, sizeof(_Atomic int)), .chunk0_end = n / threads + (n % threads > 0)};
-    moec_parallel_for_balanced(n, 1, 1, steal_visit, &v);
+    (guided ? moec_parallel_for_guided : moec_parallel_for_balanced)(n, 1, 1, steal_visit, &v);
     int ok = 1;
     for (int64_t i = 0; i < n; i++) ok &= atomic_load(&v.visits[i]) == 1;
     /* thread 0 needs 2 ms per index: in the time it does a few, the others finish theirs and take the rest */
     const int stolen = atomic_load(&v.stolen);
-    check(ok && stolen >= v.chunk0_end / 2, "parallel_for_balanced, %d threads, thread 0 slow: every index once, "
-          "%d of thread 0's %ld indices taken by others", threads, stolen, (long)v.chunk0_end);
+    /* guided: thread 0's first claim is half of its chunk, in one call; the others take the rest */
+    check(ok && stolen >= v.chunk0_end / 2 - (guided ? 1 : 0) && (!guided || stolen < v.chunk0_end),
+          "parallel_for_%s, %d threads, thread 0 slow: every index once, %d of thread 0's %ld indices taken by "
+          "others", guided ? "guided" : "balanced", threads, stolen, (long)v.chunk0_end);
     free(v.visits);
 }
 
@@ -256,7 +261,7 @@ int main(void) {
         check(st == MOEC_OK && moec_threads_count() == threads, "moec_threads_init(%d)", threads);
         test_parallel_for(threads);
         test_parallel_for_balanced(threads);
-        if (threads > 1) test_balanced_steals();
+        if (threads > 1) test_balanced_steals(0), test_balanced_steals(1);
         for (size_t i = 0; i < sizeof isas / sizeof isas[0]; i++) {
             if (moec_gemm_set_isa(isas[i]) != MOEC_OK) {
                 printf("skip %s micro-kernel: %s\n", i == 1 ? "avx2" : "avx512", moec_error_message());

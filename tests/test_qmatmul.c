@@ -32,6 +32,7 @@
 #include "kernels/cpu/gemm.h"
 #include "core/cpu.h"
 #include "kernels/cpu/qmatmul.h"
+#include "kernels/cpu/qmatmul_kernels.h" /* qmat_f8_streams */
 
 #include "test_check.h"
 
@@ -227,6 +228,38 @@ static void test_products(const char *isa, int threads) {
               "error %.3g of bound", isa, threads, moec_qtype_name(types[ti]), worst);
         mat_free(&t);
     }
+}
+
+/* moec_qmat.streamed (the E4M3 tiles read one row of each quarter of a range, qmat_f8_streams) must not change a
+ * single bit: each row's sum is the same chain of operations whichever rows share its tile. Rows not a multiple of
+ * 4 (the rows left over), T = 1..5 (tiles of 2 input rows and 1), and the products also hold the oracle's bound. */
+static void test_f8_streams(const char *isa, int threads) {
+    test_mat t;
+    mat_make(&t, MOEC_QT_F8E4M3, 2053, 1024);
+    const int engaged = qmat_f8_streams(&(moec_qmat){.streamed = 1, .cols = 1024}, 2053) > 0 &&
+                        qmat_f8_streams(&(moec_qmat){.streamed = 1, .cols = 1024}, 2053 / 2 / 2) > 0;
+    int differ = 0;
+    double worst = 0;
+    for (int64_t T = 1; T <= 5; T++) {
+        float *X = malloc(sizeof(float) * (size_t)(T * 1024)), *Y[2];
+        for (int64_t k = 0; k < T * 1024; k++) X[k] = frand();
+        for (int s = 0; s < 2; s++) {
+            Y[s] = malloc(sizeof(float) * (size_t)(T * 2053));
+            t.m.streamed = s;
+            moec_qmat_matmul(Y[s], 2053, X, 1024, T, &t.m);
+        }
+        differ += memcmp(Y[0], Y[1], sizeof(float) * (size_t)(T * 2053)) != 0;
+        free(X), free(Y[0]), free(Y[1]);
+    }
+    t.m.streamed = 1;
+    for (int64_t T = 1; T <= 3; T += 2) {
+        const double w = run_case(&t, T, T, 2, 0);
+        worst = isnan(w) || w > worst ? w : worst;
+    }
+    check(engaged && differ == 0 && !isnan(worst) && worst <= 1,
+          "%s %d thread(s) fp8 2053 x 1024 T=1..5: four-stream tiles (engaged: %d) == adjacent tiles bit for bit "
+          "(%d T differ), worst error %.3g of bound", isa, threads, engaged, differ, worst);
+    mat_free(&t);
 }
 
 /* Every finite E4M3 code as a weight, through one-hot inputs: each output must be exactly scale · e4m3(code). */
@@ -760,6 +793,7 @@ int main(void) {
             moec_threads_init(threads);
             moec_qmat_set_activations(MOEC_QACT_F32); /* exact: the bounds of test_products */
             test_products(name, threads);
+            test_f8_streams(name, threads);
             if (isas[k] != MOEC_GEMM_ISA_SCALAR) test_q8_activations(name, threads);
         }
     }

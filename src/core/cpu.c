@@ -1,6 +1,9 @@
 /* cpu.c — see cpu.h. */
 #include "core/cpu.h"
 
+#include <stdio.h>
+#include <string.h>
+
 #include <stdatomic.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -64,3 +67,31 @@ int moec_cpu_has_avx2(void) { return cached(&known_avx2, detect_avx2); }
 int moec_cpu_has_avx512(void) { return cached(&known_avx512, detect_avx512); }
 
 int moec_cpu_has_avx512_vnni(void) { return cached(&known_avx512_vnni, detect_avx512_vnni); }
+
+long long moec_cpu_llc_bytes(long long fallback) {
+    long long best = 0;
+    int best_level = 0;
+    for (int i = 0; i < 16; i++) {
+        char path[96], buf[64];
+        int level = 0;
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/level", i);
+        FILE *f = fopen(path, "r");
+        if (!f) break;
+        const int ok = fscanf(f, "%d", &level) == 1;
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/type", i);
+        if (!ok || !(f = fopen(path, "r"))) continue;
+        const int unified = fgets(buf, sizeof buf, f) && !strncmp(buf, "Unified", 7);
+        fclose(f);
+        snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/size", i);
+        if (!unified || level <= best_level || !(f = fopen(path, "r"))) continue;
+        long long n = 0;
+        char unit = 0;
+        const int got = fscanf(f, "%lld%c", &n, &unit);
+        fclose(f);
+        if (got < 1 || n <= 0 || n > (1ll << 40)) continue;
+        best = unit == 'K' ? n << 10 : unit == 'M' ? n << 20 : unit == 'G' ? n << 30 : n;
+        best_level = level;
+    }
+    return best > 0 ? best : fallback;
+}

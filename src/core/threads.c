@@ -243,17 +243,20 @@ static struct {
     void *ctx;
     int64_t piece;
     int nchunks;
+    int guided; /* the owner takes half of what is left of its range (at least piece) */
 } balanced;
 
 static inline uint64_t range_pack(int64_t front, int64_t back) { return (uint64_t)back << 32 | (uint64_t)front; }
 
-/* Claims up to `piece` indices from the front (own range) or the back (someone else's); 0 when it is empty. */
-static int claim(int c, int from_back, int64_t piece, int64_t *begin, int64_t *end) {
+/* Claims up to `piece` indices from the front (own range) or the back (someone else's); 0 when it is empty. With
+ * `half`, a claim from the front takes half of what is left instead, when that is more. */
+static int claim(int c, int from_back, int64_t piece, int half, int64_t *begin, int64_t *end) {
     uint64_t w = atomic_load_explicit(&ranges[c].word, memory_order_relaxed);
     for (;;) {
         const int64_t front = (int64_t)(w & 0xffffffffu), back = (int64_t)(w >> 32);
         if (front >= back) return 0;
-        const int64_t take = back - front < piece ? back - front : piece;
+        const int64_t want = half && !from_back && (back - front) / 2 > piece ? (back - front) / 2 : piece;
+        const int64_t take = back - front < want ? back - front : want;
         const uint64_t next = from_back ? range_pack(front, back - take) : range_pack(front + take, back);
         if (atomic_compare_exchange_weak_explicit(&ranges[c].word, &w, next, memory_order_relaxed,
                                                   memory_order_relaxed)) {
@@ -269,12 +272,12 @@ static void balanced_chunk(void *unused, int64_t c0, int64_t c1, int thread_inde
     (void)unused;
     const int c = (int)c0, n = balanced.nchunks;
     int64_t b, e;
-    while (claim(c, 0, balanced.piece, &b, &e)) balanced.fn(balanced.ctx, b, e, thread_index);
+    while (claim(c, 0, balanced.piece, balanced.guided, &b, &e)) balanced.fn(balanced.ctx, b, e, thread_index);
     for (int k = 1; k < n; k++)
-        while (claim((c + k) % n, 1, balanced.piece, &b, &e)) balanced.fn(balanced.ctx, b, e, thread_index);
+        while (claim((c + k) % n, 1, balanced.piece, 0, &b, &e)) balanced.fn(balanced.ctx, b, e, thread_index);
 }
 
-void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx) {
+static void balanced_loop(int64_t n, int64_t grain, int64_t piece, int guided, moec_task_fn fn, void *ctx) {
     if (n <= 0) return;
     if (piece < 1) piece = 1;
     const int threads = moec_threads_count();
@@ -296,6 +299,15 @@ void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_ta
     balanced.ctx = ctx;
     balanced.piece = piece;
     balanced.nchunks = nchunks;
+    balanced.guided = guided;
     /* publish() orders these plain and relaxed stores before the job word the workers acquire */
     run_chunks(nchunks, nchunks, balanced_chunk, NULL);
+}
+
+void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx) {
+    balanced_loop(n, grain, piece, 0, fn, ctx);
+}
+
+void moec_parallel_for_guided(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx) {
+    balanced_loop(n, grain, piece, 1, fn, ctx);
 }

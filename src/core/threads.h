@@ -47,6 +47,12 @@ void moec_parallel_for(int64_t n, int64_t grain, moec_task_fn fn, void *ctx);
  * thread still reads its share as one sequential stream. */
 void moec_parallel_for_balanced(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx);
 
+/* As moec_parallel_for_balanced, but a thread takes half of what is left of its own chunk at a time (at least
+ * `piece`; pieces taken off the back of other chunks stay at most `piece`): few large calls while there is much to
+ * do, and small ones at the end, where a thread that finished first helps the others. For decode kernels that
+ * split the range they get into streams (qmatmul's E4M3 tiles read one row from each quarter of it). */
+void moec_parallel_for_guided(int64_t n, int64_t grain, int64_t piece, moec_task_fn fn, void *ctx);
+
 /* Stops and joins the workers; afterwards loops run single-threaded until the next moec_threads_init. */
 void moec_threads_shutdown(void);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
@@ -95,6 +96,30 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
 }
 
 /* Assign the per-tensor matrices to the model's named slots, walking the table in the order params.c builds it. */
+static void set_streamed(moec_qmat *q, int n, int on) {
+    for (int i = 0; i < n; i++) q[i].streamed = on;
+}
+
+void moec_infer_model_set_streamed(moec_infer_model *m, int on) {
+    const moec_config *c = &m->cfg;
+    on = on != 0;
+    for (int l = 0; l < c->n_layers; l++) {
+        moec_infer_layer *L = &m->layers[l];
+        moec_qmat *one[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w1, &L->w3, &L->w2, &L->router};
+        for (size_t k = 0; k < sizeof one / sizeof *one; k++) one[k]->streamed = on;
+        if (c->is_moe_layer[l] && L->experts) set_streamed(L->experts, 3 * c->moe.n_experts, on);
+    }
+    m->lm_head.streamed = m->tok_emb.streamed = on;
+    m->weights_streamed = on;
+}
+
+/* A decode step reads every active weight once; when they are several times the last-level cache, nothing of them
+ * is still cached at the next step, and the kernels read them as streams from memory (moec_qmat.streamed). */
+static void mark_streamed(moec_infer_model *m) {
+    const long long llc = moec_cpu_llc_bytes(32ll << 20); /* unknown: a desktop CPU's L3 */
+    moec_infer_model_set_streamed(m, moec_infer_active_weight_bytes(m) >= 4 * llc);
+}
+
 moec_status moec_infer_model_bind(moec_infer_model *m, const moec_param_table *table, const moec_qmat *all) {
     for (int k = 0; k < table->count; k++) {
         const moec_param_info *p = &table->items[k];
@@ -138,6 +163,7 @@ moec_status moec_infer_model_bind(moec_infer_model *m, const moec_param_table *t
 #undef NEXT
 #undef NEXT_VEC
     if (i != table->count) return MOEC_ERR(MOEC_ERR_ARG, "internal: bound %d of %d tensors", i, table->count);
+    mark_streamed(m);
     return MOEC_OK;
 }
 

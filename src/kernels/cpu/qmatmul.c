@@ -435,7 +435,7 @@ static void decode_ops(const moec_qmat_op *ops, int n) {
     many_prepare(&j);
     const int64_t groups = j.first[n], per_group = bytes / groups > 1 ? bytes / groups : 1;
     const int64_t grain = DECODE_GRAIN_BYTES / per_group, piece = DECODE_PIECE_BYTES / per_group;
-    moec_parallel_for_balanced(groups, grain > 1 ? grain : 1, piece > 1 ? piece : 1, many_task, &j);
+    moec_parallel_for_guided(groups, grain > 1 ? grain : 1, piece > 1 ? piece : 1, many_task, &j);
 }
 
 void moec_qmat_matmul(float *Y, int64_t ldy, const float *X, int64_t ldx, int64_t T, const moec_qmat *W) {

@@ -53,6 +53,9 @@ typedef struct {
     const void *data;     /* rows · row_bytes, aligned to the element size (Q8_0: 2, the
                            * other block types: 1); may point into a read-only mmap */
     const float *scale;   /* F8E4M3 only: [rows], W[o][i] = scale[o] · e4m3(data[o][i]); otherwise NULL */
+    int streamed;         /* a hint: 1 when W comes from memory, not from cache, each time it is read (a model much
+                           * larger than the last-level cache: moec_infer_model_bind sets it). E4M3 decode then reads
+                           * its tiles' rows as four separate streams (qmatmul_kernels.h); the same values either way */
 } moec_qmat;
 
 /* Bytes per element: 4, 2, 1, 2 (0 for the block types and bf16p, whose elements are not whole bytes, and an unknown

@@ -321,9 +321,10 @@ TARGET INLINE void e4m3x32(const uint8_t *p, __m256 w[4]) {
  * row for E4M3; bf16 and f32 are faster row by row, dot_type). X is the permuted, scaled copy (scale_x); each sum
  * is multiplied by post[t] = 2^(120 - sx) and by the row's scale. Accumulators: 2 per (row, input) with NT = 1,
  * 1 with NT = 2 — 8 either way, enough chains to cover the FMA latency, and room in 16 registers. */
-TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, float *Y,
-                           int64_t ldy, const float *post, size_t ahead) {
+TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, int64_t rstep, const float *X, int64_t ldx,
+                           float *Y, int64_t ldy, const float *post, size_t ahead) {
     const int64_t cols = W->cols, n32 = cols / 32 * 32;
+    const size_t rb = (size_t)rstep * (size_t)cols; /* bytes from one of the tile's rows to the next */
     const uint8_t *w = (const uint8_t *)W->data + (size_t)o0 * (size_t)cols;
     __m256 acc[QMAT_DECODE_ROWS][2][2];
 #pragma GCC unroll 4
@@ -335,7 +336,7 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
          * boundaries: fetch the rows `ahead` bytes on (whole groups, qmat_f8_prefetch_ahead; at this column, 4 lines
          * ahead), one line per row per 64 bytes consumed. (Past the last row this only prefetches addresses that are
          * never read; a prefetch does not fault.) */
-        if (R == QMAT_DECODE_ROWS && i % 64 == 0) {
+        if (R == QMAT_DECODE_ROWS && i % 64 == 0 && rstep == 1) { /* (four streams: qmat_f8_streams) */
             const uint8_t *next = w + ahead + (size_t)i + 256;
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++)
@@ -344,7 +345,7 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m256 v[4];
-            e4m3x32(w + (size_t)r * (size_t)cols + i, v);
+            e4m3x32(w + (size_t)r * rb + i, v);
 #pragma GCC unroll 2
             for (int t = 0; t < NT; t++) {
                 const float *x = X + t * ldx + i;
@@ -363,7 +364,8 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         }
     }
     for (int r = 0; r < R; r++) {
-        const uint8_t *row = w + (size_t)r * (size_t)cols;
+        const uint8_t *row = w + (size_t)r * rb;
+        const float sc = W->scale[o0 + r * rstep];
         for (int t = 0; t < NT; t++) {
             float s = hsum(NT == 1 ? _mm256_add_ps(acc[r][t][0], acc[r][t][1]) : acc[r][t][0]), tail = 0;
             /* columns past the last multiple of 32 (scale_x leaves them in place) */
@@ -371,28 +373,34 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
             for (int64_t k = n32; k < cols; k++)
                 tail += X[t * ldx + k] * (elem_scalar(MOEC_QT_F8E4M3, row, k) * 0x1p-120f);
             /* One factor when it is finite (always, short of |x| near 2^100 with weights near 2^8). */
-            const float f = post[t] * W->scale[o0 + r];
+            const float f = post[t] * sc;
             s += tail;
-            Y[t * ldy + r] = isinf(f) ? (s * W->scale[o0 + r]) * post[t] : s * f;
+            Y[t * ldy + r * rstep] = isinf(f) ? (s * sc) * post[t] : s * f;
         }
     }
 }
 
-/* All T input rows against R weight rows, in blocks of up to 2 input rows. */
-TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                            int64_t ldy, const float *post, size_t ahead) {
+/* All T input rows against R weight rows (rstep rows apart), in blocks of up to 2 input rows. */
+TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, int64_t rstep, const float *X, int64_t ldx,
+                            int64_t T, float *Y, int64_t ldy, const float *post, size_t ahead) {
     int64_t t0 = 0;
-    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
-    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
+    for (; t0 + 2 <= T; t0 += 2)
+        f8_tile(R, 2, W, o0, rstep, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
+    if (t0 < T) f8_tile(R, 1, W, o0, rstep, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
 }
 
 TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy, const float *post) {
     const size_t ahead = qmat_f8_prefetch_ahead(W->cols);
+    const int64_t q = qmat_f8_streams(W, o1 - o0);
     int64_t o = o0;
+    if (q > 0) { /* the tile's rows o + j, o + q + j, o + 2q + j, o + 3q + j */
+        for (int64_t j = 0; j < q; j++) f8_tiles(QMAT_DECODE_ROWS, W, o + j, q, X, ldx, T, Y + o + j, ldy, post, 0);
+        o += QMAT_DECODE_ROWS * q;
+    }
     for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
-        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post, ahead);
-    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post, ahead);
+        f8_tiles(QMAT_DECODE_ROWS, W, o, 1, X, ldx, T, Y + o, ldy, post, ahead);
+    for (; o < o1; o++) f8_tiles(1, W, o, 1, X, ldx, T, Y + o, ldy, post, ahead);
 }
 
 /* E4M3: xs[t·I + i] = X[t·ldx + i] · 2^sx[t] with sx[t] from row t's largest magnitude (see the top of the file),

@@ -265,9 +265,10 @@ TARGET INLINE void e4m3x64(const uint8_t *p, __m512 w[4]) {
  * `ahead` bytes on prefetched (qmat_f8_prefetch_ahead; a 4096-byte row is a page, where the hardware prefetchers
  * stop). X is the permuted, scaled copy (scale_x); each sum is multiplied by post[t] and the row's scale.
  * 2 accumulators per (row, input). */
-TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, float *Y,
-                           int64_t ldy, const float *post, size_t ahead) {
+TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, int64_t rstep, const float *X, int64_t ldx,
+                           float *Y, int64_t ldy, const float *post, size_t ahead) {
     const int64_t cols = W->cols, n64 = cols / 64 * 64;
+    const size_t rb = (size_t)rstep * (size_t)cols; /* bytes from one of the tile's rows to the next */
     const uint8_t *w = (const uint8_t *)W->data + (size_t)o0 * (size_t)cols;
     __m512 acc[QMAT_DECODE_ROWS][2][2];
 #pragma GCC unroll 4
@@ -275,7 +276,9 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
 #pragma GCC unroll 2
         for (int t = 0; t < NT; t++) acc[r][t][0] = acc[r][t][1] = _mm512_setzero_ps();
     for (int64_t i = 0; i < n64; i += 64) {
-        if (R == QMAT_DECODE_ROWS) {
+        if (rstep > 1) {
+            /* four separate streams: the hardware prefetchers follow them (qmat_f8_streams) */
+        } else if (R == QMAT_DECODE_ROWS) {
             const uint8_t *next = w + ahead + (size_t)i + 256;
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++)
@@ -286,7 +289,7 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512 v[4];
-            e4m3x64(w + (size_t)r * (size_t)cols + i, v);
+            e4m3x64(w + (size_t)r * rb + i, v);
 #pragma GCC unroll 2
             for (int t = 0; t < NT; t++) {
                 const float *x = X + t * ldx + i;
@@ -298,32 +301,39 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, const 
         }
     }
     for (int r = 0; r < R; r++) {
-        const uint8_t *row = w + (size_t)r * (size_t)cols;
+        const uint8_t *row = w + (size_t)r * rb;
+        const float sc = W->scale[o0 + r * rstep];
         for (int t = 0; t < NT; t++) {
             float s = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][t][0], acc[r][t][1])), tail = 0;
             /* the weight in the vectors' units, e4m3 · 2^-120 (exact), so that huge inputs do not overflow here */
             for (int64_t k = n64; k < cols; k++) tail += X[t * ldx + k] * (e4m3_value(row[k]) * 0x1p-120f);
-            const float f = post[t] * W->scale[o0 + r];
+            const float f = post[t] * sc;
             s += tail;
-            Y[t * ldy + r] = isinf(f) ? (s * W->scale[o0 + r]) * post[t] : s * f;
+            Y[t * ldy + r * rstep] = isinf(f) ? (s * sc) * post[t] : s * f;
         }
     }
 }
 
-TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, const float *X, int64_t ldx, int64_t T, float *Y,
-                            int64_t ldy, const float *post, size_t ahead) {
+TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, int64_t rstep, const float *X, int64_t ldx,
+                            int64_t T, float *Y, int64_t ldy, const float *post, size_t ahead) {
     int64_t t0 = 0;
-    for (; t0 + 2 <= T; t0 += 2) f8_tile(R, 2, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
-    if (t0 < T) f8_tile(R, 1, W, o0, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
+    for (; t0 + 2 <= T; t0 += 2)
+        f8_tile(R, 2, W, o0, rstep, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
+    if (t0 < T) f8_tile(R, 1, W, o0, rstep, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
 }
 
 TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
                           float *Y, int64_t ldy, const float *post) {
     const size_t ahead = qmat_f8_prefetch_ahead(W->cols);
+    const int64_t q = qmat_f8_streams(W, o1 - o0);
     int64_t o = o0;
+    if (q > 0) { /* the tile's rows o + j, o + q + j, o + 2q + j, o + 3q + j */
+        for (int64_t j = 0; j < q; j++) f8_tiles(QMAT_DECODE_ROWS, W, o + j, q, X, ldx, T, Y + o + j, ldy, post, 0);
+        o += QMAT_DECODE_ROWS * q;
+    }
     for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
-        f8_tiles(QMAT_DECODE_ROWS, W, o, X, ldx, T, Y + o, ldy, post, ahead);
-    for (; o < o1; o++) f8_tiles(1, W, o, X, ldx, T, Y + o, ldy, post, ahead);
+        f8_tiles(QMAT_DECODE_ROWS, W, o, 1, X, ldx, T, Y + o, ldy, post, ahead);
+    for (; o < o1; o++) f8_tiles(1, W, o, 1, X, ldx, T, Y + o, ldy, post, ahead);
 }
 
 /* ---------------------------------------------------------------------------------------------------------------

@@ -38,6 +38,24 @@ static inline size_t qmat_f8_prefetch_ahead(int64_t cols) {
     return group * ((QMAT_F8_PREFETCH_AHEAD + group - 1) / group);
 }
 
+/* E4M3 decode in four streams, for weights that come from memory (moec_qmat.streamed). The tiles above read 4
+ * adjacent rows side by side, which the hardware prefetchers do not follow (without the software prefetch moe-1b
+ * fp8 decoded at ~40 tok/s instead of ~70), and with it two threads streamed 30-31 GB/s where a plain sequential
+ * read drew 33-35 (slow memory state) and 41-45 against 49-53 (fast; a standalone loop doing the E4M3 decode and
+ * FMAs on 1 GiB). The same loop over 4 streams 64 KB or more apart with no software prefetch drew 33-35 and 46-50
+ * (32 KB apart: no better than adjacent rows; a software prefetch per stream, 4 or 16 KB ahead, took the gain
+ * away in moe-1b decoding). So a range of rows is cut into 4 quarters and each tile takes one row of each, when a
+ * quarter is at least this many bytes; returns the quarter's rows, or 0 for adjacent tiles. For weights that
+ * partly stay in the last-level cache the software prefetch pays instead (ref-moe-small, 45 MB per token against
+ * 32 MB of L3: 0.91-0.97x with four streams), hence the hint. */
+#ifndef QMAT_F8_STREAM_MIN_BYTES
+#define QMAT_F8_STREAM_MIN_BYTES (64 << 10)
+#endif
+static inline int64_t qmat_f8_streams(const moec_qmat *W, int64_t rows) {
+    const int64_t q = rows / QMAT_DECODE_ROWS;
+    return W->streamed && q > 0 && q * W->cols >= QMAT_F8_STREAM_MIN_BYTES ? q : 0;
+}
+
 /* Input rows from which the f32 / bf16 / f16 decode kernels read QMAT_DECODE_ROWS weight rows side by side (wide
  * tiles: each X vector loaded once for all of them) instead of row by row (qmatmul_avx2.c's wide_tile). At T = 2
  * the two measured the same on Zen 3; on Zen 4 (bench_qmatmul 16384 x 4096, 2 threads, alternating builds) wide

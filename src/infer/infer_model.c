@@ -95,7 +95,6 @@ static moec_status load_one(moec_infer_model *m, const char *dir, const moec_par
     return moec_qmat_check(q);
 }
 
-/* Assign the per-tensor matrices to the model's named slots, walking the table in the order params.c builds it. */
 static void set_streamed(moec_qmat *q, int n, int on) {
     for (int i = 0; i < n; i++) q[i].streamed = on;
 }
@@ -120,6 +119,7 @@ static void mark_streamed(moec_infer_model *m) {
     moec_infer_model_set_streamed(m, moec_infer_active_weight_bytes(m) >= 4 * llc);
 }
 
+/* Assign the per-tensor matrices to the model's named slots, walking the table in the order params.c builds it. */
 moec_status moec_infer_model_bind(moec_infer_model *m, const moec_param_table *table, const moec_qmat *all) {
     for (int k = 0; k < table->count; k++) {
         const moec_param_info *p = &table->items[k];

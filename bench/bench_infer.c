@@ -227,7 +227,7 @@ int main(int argc, char **argv) {
            model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
            pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, depth, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
            (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32", moec_qmat_isa_name(),
-           m.weights_streamed);
+           m.lm_head.streamed);
     free(ids);
     free(slots);
     free(want);

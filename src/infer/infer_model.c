@@ -109,7 +109,6 @@ void moec_infer_model_set_streamed(moec_infer_model *m, int on) {
         if (c->is_moe_layer[l] && L->experts) set_streamed(L->experts, 3 * c->moe.n_experts, on);
     }
     m->lm_head.streamed = m->tok_emb.streamed = on;
-    m->weights_streamed = on;
 }
 
 /* A decode step reads every active weight once; when they are several times the last-level cache, nothing of them

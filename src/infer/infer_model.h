@@ -48,7 +48,6 @@ typedef struct {
     void **owned;                      /* converted copies, freed with the model */
     int n_owned, cap_owned;
     int64_t weight_bytes;              /* bytes of all weights as the kernels read them */
-    int weights_streamed;              /* active weights >= 4x the last-level cache: every moec_qmat.streamed set */
     int64_t mapped_bytes;              /* of those, bytes used in place from the mapping */
 } moec_infer_model;
 
@@ -73,8 +72,8 @@ moec_status moec_infer_model_bind(moec_infer_model *m, const moec_param_table *t
  * embedding row (the memory-bandwidth bound of decoding is this over the machine's read bandwidth). */
 int64_t moec_infer_active_weight_bytes(const moec_infer_model *m);
 
-/* Sets moec_qmat.streamed on every weight matrix (and weights_streamed). Loading sets it when the active weights
- * are at least 4x the last-level cache (moec_cpu_llc_bytes); benchmarks override it to compare. */
+/* Sets moec_qmat.streamed on every weight matrix. Loading sets it when the active weights are at least 4x the
+ * last-level cache (moec_cpu_llc_bytes); benchmarks override it to compare. */
 void moec_infer_model_set_streamed(moec_infer_model *m, int on);
 
 #endif

@@ -315,7 +315,8 @@ TARGET INLINE void e4m3x32(const uint8_t *p, __m256 w[4]) {
     w[3] = _mm256_castsi256_ps(_mm256_and_si256(odd, m));
 }
 
-/* E4M3 decode tile: R = QMAT_DECODE_ROWS weight rows side by side, NT <= 2 input rows, 32 columns per step. E4M3
+/* E4M3 decode tile: R = QMAT_DECODE_ROWS weight rows side by side (rows o0, o0 + rstep, ...: adjacent, or one of
+ * each quarter of a range, qmat_f8_streams), NT <= 2 input rows, 32 columns per step. E4M3
  * costs more instructions per byte than bf16, so the out-of-order window reaches fewer bytes ahead in one row;
  * reading 4 rows at once, with the next group prefetched, keeps more misses in flight (measured faster than row by
  * row for E4M3; bf16 and f32 are faster row by row, dot_type). X is the permuted, scaled copy (scale_x); each sum

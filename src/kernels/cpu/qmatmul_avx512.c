@@ -261,9 +261,10 @@ TARGET INLINE void e4m3x64(const uint8_t *p, __m512 w[4]) {
     w[3] = _mm512_castsi512_ps(_mm512_and_si512(odd, m));
 }
 
-/* R = QMAT_DECODE_ROWS (or 1) weight rows side by side against NT <= 2 input rows, 64 columns per step, the rows
- * `ahead` bytes on prefetched (qmat_f8_prefetch_ahead; a 4096-byte row is a page, where the hardware prefetchers
- * stop). X is the permuted, scaled copy (scale_x); each sum is multiplied by post[t] and the row's scale.
+/* R = QMAT_DECODE_ROWS (or 1) weight rows side by side against NT <= 2 input rows, 64 columns per step: rows o0,
+ * o0 + rstep, ... — adjacent (rstep 1), the rows `ahead` bytes on prefetched (qmat_f8_prefetch_ahead; a 4096-byte
+ * row is a page, where the hardware prefetchers stop), or one of each quarter of a range (qmat_f8_streams), left
+ * to the hardware prefetchers. X is the permuted, scaled copy (scale_x); each sum is multiplied by post[t] and the row's scale.
  * 2 accumulators per (row, input). */
 TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, int64_t rstep, const float *X, int64_t ldx,
                            float *Y, int64_t ldy, const float *post, size_t ahead) {

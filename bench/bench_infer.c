@@ -12,6 +12,9 @@
  *   bench_infer --model DIR|FILE.gguf [--pp 512] [--tg 128] [--reps 5] [--threads 2] [--batch 0] [--depth 0] [--bw-mib 1024]
  *               [--copy 1] [--activations q8|f32] [--isa auto|scalar|avx2|avx512]   (the matmul kernels; auto = the best this CPU has)
  *               [--streams 0|1|ab]   (moec_qmat.streamed forced off / on, or alternating token by token, both timed)
+ *               [--kv f16|f32|ab]    (the KV cache's numbers, f16 by default as llama.cpp's; ab: two sessions, one of
+ *                                     each, fed the same tokens, each prefill and every decode step run on both, in
+ *                                     alternating order; pp / tg figures are then the f16 session's / both)
  * Prints one JSON line. Token ids are random (the model's speed does not depend on them, except through routing,
  * which random weights spread evenly). */
 #include <math.h>
@@ -74,7 +77,7 @@ static int argmax(const float *v, int n) {
 
 int main(int argc, char **argv) {
     const char *model = NULL;
-    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0, depth = 0, streams = -1;
+    int pp = 512, tg = 128, reps = 5, threads = 2, batch = 0, bw_mib = 1024, copy = 0, depth = 0, streams = -1, kv_mode = 1;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--model")) model = argv[i + 1];
         else if (!strcmp(argv[i], "--pp")) pp = atoi(argv[i + 1]);
@@ -85,6 +88,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--depth")) depth = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--bw-mib")) bw_mib = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--copy")) copy = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--kv") && !strcmp(argv[i + 1], "f16")) kv_mode = 1;
+        else if (!strcmp(argv[i], "--kv") && !strcmp(argv[i + 1], "f32")) kv_mode = 0;
+        else if (!strcmp(argv[i], "--kv") && !strcmp(argv[i + 1], "ab")) kv_mode = 2;
         else if (!strcmp(argv[i], "--streams")) streams = !strcmp(argv[i + 1], "ab") ? 2 : atoi(argv[i + 1]) != 0;
         else if (!strcmp(argv[i], "--isa")) {
             const char *v = argv[i + 1];
@@ -104,7 +110,8 @@ int main(int argc, char **argv) {
     }
     if (!model || pp < 1 || tg < 1 || reps < 1 || reps > 64 || depth < 0) {
         fprintf(stderr, "usage: bench_infer --model DIR [--pp N] [--tg N] [--reps R] [--threads T] [--batch B] [--depth D]\n"
-                        "                   [--activations q8|f32] [--isa auto|scalar|avx2|avx512] [--streams 0|1|ab]\n");
+                        "                   [--activations q8|f32] [--isa auto|scalar|avx2|avx512] [--streams 0|1|ab]\n"
+                        "                   [--kv f16|f32|ab]\n");
         return 2;
     }
     moec_threads_init(threads);
@@ -128,8 +135,11 @@ int main(int argc, char **argv) {
     int64_t rows = block; /* the session's rows per call: the largest block or batch */
     if (batch > rows) rows = batch;
     if (dblock > rows) rows = dblock;
-    moec_session s;
-    if (moec_session_init(&s, &m, batch > 1 ? batch : 1, ctx, rows) != MOEC_OK) {
+    moec_session s, s32; /* s32: --kv ab's fp32 session (s is then the f16 one) */
+    memset(&s32, 0, sizeof s32);
+    if (moec_session_init(&s, &m, batch > 1 ? batch : 1, ctx, rows, kv_mode == 0 ? MOEC_KV_F32 : MOEC_KV_F16) !=
+            MOEC_OK ||
+        (kv_mode == 2 && moec_session_init(&s32, &m, 1, ctx, rows, MOEC_KV_F32) != MOEC_OK)) {
         fprintf(stderr, "bench_infer: %s\n", moec_error_message());
         return 1;
     }
@@ -141,32 +151,45 @@ int main(int argc, char **argv) {
         r = r * 6364136223846793005ull + 1442695040888963407ull;
         ids[i] = (int32_t)((r >> 33) % (uint64_t)V);
     }
-    double t_pp[64], t_tg[64], t_b[64], t_ab[2][64] = {{0}};
+    double t_pp[64], t_pp32[64], t_tg[64], t_b[64], t_ab[2][64] = {{0}};
     for (int rep = -1; rep < reps; rep++) {
-        /* prefill */
-        moec_session_reset(&s, 0);
-        double t0 = bench_now();
-        for (int at = 0; at < pp; at += (int)block) {
-            const int n = pp - at < block ? pp - at : (int)block;
-            memset(want, 0, (size_t)n);
-            want[n - 1] = 1;
-            moec_session_forward(&s, n, ids, slots, want, logits);
+        /* prefill (--kv ab: on both sessions, in turns first) */
+        double t0 = 0;
+        for (int turn = 0; turn < (kv_mode == 2 ? 2 : 1); turn++) {
+            moec_session *ses = kv_mode == 2 && ((turn + rep) & 1) ? &s32 : &s;
+            moec_session_reset(ses, 0);
+            t0 = bench_now();
+            for (int at = 0; at < pp; at += (int)block) {
+                const int n = pp - at < block ? pp - at : (int)block;
+                memset(want, 0, (size_t)n);
+                want[n - 1] = 1;
+                moec_session_forward(ses, n, ids, slots, want, logits);
+            }
+            if (rep >= 0) (ses == &s ? t_pp : t_pp32)[rep] = bench_now() - t0;
         }
-        if (rep >= 0) t_pp[rep] = bench_now() - t0;
         /* decode from a 1-token (or --depth) context */
-        moec_session_reset(&s, 0);
         int32_t tok = ids[0], sl = 0;
-        if (depth <= 1) moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
-        for (int at = 0; depth > 1 && at < depth; at += (int)rows) {
-            const int n = depth - at < rows ? depth - at : (int)rows;
-            memset(want, 0, (size_t)n);
-            want[n - 1] = 1;
-            moec_session_forward(&s, n, ids, slots, want, logits);
+        for (moec_session *ses = &s; ses; ses = ses == &s && kv_mode == 2 ? &s32 : NULL) {
+            moec_session_reset(ses, 0);
+            if (depth <= 1) moec_session_forward(ses, 1, &tok, &sl, NULL, logits);
+            for (int at = 0; depth > 1 && at < depth; at += (int)rows) {
+                const int n = depth - at < rows ? depth - at : (int)rows;
+                memset(want, 0, (size_t)n);
+                want[n - 1] = 1;
+                moec_session_forward(ses, n, ids, slots, want, logits);
+            }
         }
         t0 = bench_now();
         for (int i = 0; i < tg; i++) {
             tok = argmax(logits, V);
-            if (streams == 2) { /* --streams ab: the decode tokens alternate, so both see the same moments */
+            if (kv_mode == 2) { /* --kv ab: the same token through both caches, in turns first */
+                for (int turn = 0; turn < 2; turn++) {
+                    const int f16 = (turn + i) & 1;
+                    const double ta = bench_now();
+                    moec_session_forward(f16 ? &s : &s32, 1, &tok, &sl, NULL, logits);
+                    if (rep >= 0) t_ab[f16][rep] += bench_now() - ta;
+                }
+            } else if (streams == 2) { /* --streams ab: the decode tokens alternate, so both see the same moments */
                 moec_infer_model_set_streamed(&m, i & 1);
                 const double ta = bench_now();
                 moec_session_forward(&s, 1, &tok, &sl, NULL, logits);
@@ -207,6 +230,17 @@ int main(int argc, char **argv) {
     moec_free(buf);
     const int64_t active = moec_infer_active_weight_bytes(&m);
     const double bound = bw * 1e9 / (double)active, tg_tps = tg / tg_s;
+    if (kv_mode == 2) { /* per rep: tokens/s with each cache, and their ratio */
+        double h[64], f[64], ratio[64];
+        for (int r = 0; r < reps; r++) h[r] = tg / t_ab[1][r], f[r] = tg / t_ab[0][r], ratio[r] = h[r] / f[r];
+        fprintf(stderr, "bench_infer --kv ab: decode with the f16 cache %.1f tok/s, fp32 cache %.1f tok/s (medians); "
+                        "median ratio %.3f over %d reps\n", bench_median(h, reps), bench_median(f, reps),
+                bench_median(ratio, reps), reps);
+        for (int r = 0; r < reps; r++) h[r] = pp / t_pp_raw[r], f[r] = pp / t_pp32[r], ratio[r] = h[r] / f[r];
+        fprintf(stderr, "bench_infer --kv ab: prefill with the f16 cache %.1f tok/s, fp32 cache %.1f tok/s (medians); "
+                        "median ratio %.3f over %d reps\n", bench_median(h, reps), bench_median(f, reps),
+                bench_median(ratio, reps), reps);
+    }
     if (streams == 2) { /* per rep: tokens/s of the streamed and of the adjacent tokens, and their ratio */
         double on[64], off[64], ratio[64];
         for (int r = 0; r < reps; r++)
@@ -223,16 +257,17 @@ int main(int argc, char **argv) {
            "%lld, \"pp\": %d, \"pp_tok_s\": %.2f, \"tg\": %d, \"tg_tok_s\": %.2f, \"read_bw_gbs\": %.2f, "
            "\"tg_bound_tok_s\": %.2f, \"tg_pct_of_bound\": %.1f, \"depth\": %d, \"batch\": %d, \"batch_tok_s\": %.2f, "
            "\"peak_rss_mb\": %ld, \"mapped_bytes\": %lld, \"huge_mapped_bytes\": %lld, \"activations\": \"%s\", \"isa\": \"%s\", "
-           "\"weights_streamed\": %d}\n",
+           "\"weights_streamed\": %d, \"kv\": \"%s\"}\n",
            model, threads, moec_qtype_name(m.layers[0].wq.type), (long long)m.weight_bytes, (long long)active, pp,
            pp / pp_s, tg, tg_tps, bw, bound, 100.0 * tg_tps / bound, depth, batch, b_s > 0 ? 1.0 / b_s : 0.0, rss_mb,
            (long long)m.mapped_bytes, huge, moec_qmat_activations() == MOEC_QACT_Q8 ? "q8" : "f32", moec_qmat_isa_name(),
-           m.lm_head.streamed);
+           m.lm_head.streamed, kv_mode == 0 ? "f32" : kv_mode == 1 ? "f16" : "ab");
     free(ids);
     free(slots);
     free(want);
     moec_free(logits);
     moec_session_free(&s);
+    if (kv_mode == 2) moec_session_free(&s32);
     moec_infer_model_free(&m);
     moec_qmat_release();
     moec_threads_shutdown();

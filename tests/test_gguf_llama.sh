@@ -194,7 +194,7 @@ for m in $MODELS; do
         else ko "$what"; cat "$TMP/oracle.log" "$TMP/cmp.log" 2>/dev/null; fi
         # the same file run by moec's inference engine, its tensors used in place (Q8_0 included)
         what="$m, $src-converted $t GGUF: llama.cpp vs moec logits on the same file"
-        if "$MOEC" logits --model "$g" --ids "$ids" --threads 2 --out "$TMP/$m.$src.$t.moec.npy" > "$TMP/ml.log" 2>&1 &&
+        if "$MOEC" logits --kv f32 --model "$g" --ids "$ids" --threads 2 --out "$TMP/$m.$src.$t.moec.npy" > "$TMP/ml.log" 2>&1 &&
            "$PY" "$TMP/cmp.py" "$TMP/$m.$src.$t.moec.npy" "$TMP/$m.$src.$t.npy" $t > "$TMP/cmp.log" 2>&1; then
             ok "$what: $(cat "$TMP/cmp.log")"
         else ko "$what"; cat "$TMP/ml.log" "$TMP/cmp.log" 2>/dev/null; fi
@@ -248,7 +248,7 @@ for m in wide wide_moe moe; do
         if ! "$ORACLE" quantize "$G/$m.moec.f32.gguf" "$g" --ftype $ft > "$TMP/q.log" 2>&1; then
             ko "$m: llama.cpp's quantizer ($ft)"; cat "$TMP/q.log"; continue
         fi
-        if ! "$MOEC" logits --model "$g" --ids "$IDS" --threads 2 --activations f32 --out "$TMP/$m.$ft.moec.npy" \
+        if ! "$MOEC" logits --kv f32 --model "$g" --ids "$IDS" --threads 2 --activations f32 --out "$TMP/$m.$ft.moec.npy" \
                 > "$TMP/ml.log" 2>&1; then
             ko "$m, llama.cpp-quantized $ft GGUF: moec logits --activations f32"; cat "$TMP/ml.log"; continue
         fi
@@ -261,7 +261,7 @@ for m in wide wide_moe moe; do
         [ $m = wide_moe ] && continue
         # moec's default for these types rounds the inputs of decode's products to int8 (per 32 values), as
         # llama.cpp does: against the exact run and against llama.cpp on the file, the q8_0 bounds
-        if ! "$MOEC" logits --model "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.q8.npy" > "$TMP/ml.log" 2>&1; then
+        if ! "$MOEC" logits --kv f32 --model "$g" --ids "$IDS" --threads 2 --out "$TMP/$m.$ft.q8.npy" > "$TMP/ml.log" 2>&1; then
             ko "$m, llama.cpp-quantized $ft GGUF: moec logits (int8 activations)"; cat "$TMP/ml.log"; continue
         fi
         what="$m, llama.cpp-quantized $ft GGUF: moec logits, int8 activations vs exact"

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dtype.h"
 #include "core/threads.h"
 #include "infer/engine.h"
 #include "infer/quantize.h"
@@ -101,9 +102,8 @@ static double max_diff(const float *a, const float *b, int64_t n) {
     return d;
 }
 
-/* Sequence through slot `slot` in blocks of the given sizes (cycled), all logits kept. */
-static double incremental(moec_session *s, int slot, const int32_t *ids, int S, const int *blocks, int nb,
-                          const float *want_logits, int V) {
+/* Logits [S, V] of the sequence run through slot `slot` in blocks of the given sizes (cycled); NULL on error. */
+static float *session_logits(moec_session *s, int slot, const int32_t *ids, int S, const int *blocks, int nb, int V) {
     float *lg = malloc((size_t)S * V * sizeof *lg);
     int32_t slots[64];
     int at = 0, bi = 0;
@@ -115,10 +115,18 @@ static double incremental(moec_session *s, int slot, const int32_t *ids, int S, 
         if (moec_session_forward(s, b, ids + at, slots, NULL, lg + (int64_t)at * V) != MOEC_OK) {
             printf("session forward: %s\n", moec_error_message());
             free(lg);
-            return INFINITY;
+            return NULL;
         }
         at += b;
     }
+    return lg;
+}
+
+/* max |Δ| between those logits and want_logits */
+static double incremental(moec_session *s, int slot, const int32_t *ids, int S, const int *blocks, int nb,
+                          const float *want_logits, int V) {
+    float *lg = session_logits(s, slot, ids, S, blocks, nb, V);
+    if (!lg) return INFINITY;
     double d = max_diff(lg, want_logits, (int64_t)S * V);
     free(lg);
     return d;
@@ -147,7 +155,7 @@ static void test_kind(int kind, const char *tmpdir) {
     moec_infer_model im;
     moec_session s;
     CHECK(moec_infer_model_from_params(&im, &c, &m.table, m.params) == MOEC_OK, "%s: wrap fp32 params", names[kind]);
-    CHECK(moec_session_init(&s, &im, 3, 48, 64) == MOEC_OK, "%s: session", names[kind]);
+    CHECK(moec_session_init(&s, &im, 3, 48, 64, MOEC_KV_F32) == MOEC_OK, "%s: session", names[kind]);
     const int all[] = {40}, ones[] = {1}, mixed[] = {5, 1, 7, 3, 1, 11};
     double d1 = incremental(&s, 0, seqs[0], S, all, 1, full[0], V);
     double d2 = incremental(&s, 1, seqs[0], S, ones, 1, full[0], V);
@@ -206,6 +214,75 @@ static void test_kind(int kind, const char *tmpdir) {
               "%s: the 49th token is refused: %s", names[kind], moec_error_message());
     }
     moec_session_free(&s);
+
+    /* a half-precision cache: K and V rounded once, when written (the cache holds exactly moec_f32_to_f16 of the
+     * fp32 session's K and V), and every read sees those values, so one-block prefill, token by token and mixed
+     * blocks agree with one another as the fp32 cache's do; against the fp32 model the logits move by what rounding
+     * K and V to 11 significant bits moves them (nonzero, and small beside the logits' spread) */
+    {
+        moec_session h, f;
+        CHECK(moec_session_init(&h, &im, 1, 48, 64, MOEC_KV_F16) == MOEC_OK &&
+                  moec_session_init(&f, &im, 1, 48, 64, MOEC_KV_F32) == MOEC_OK,
+              "%s: f16 session", names[kind]);
+        float *one = session_logits(&h, 0, seqs[0], S, all, 1, V);
+        /* the cache's bytes, checked right after the one-block prefill, against the fp32 session's cache: layer 0's
+         * (the later layers' K and V differ a little already: they come after attention over rounded values) */
+        float *fl = session_logits(&f, 0, seqs[0], S, all, 1, V);
+        const int64_t n_cache = (int64_t)c.n_kv_heads * 48 * c.head_dim; /* layout [L][slot][G][ctx][Dh] */
+        int64_t bad = 0, nonzero = 0;
+        for (int64_t i = 0; i < n_cache; i++)
+            for (int kvi = 0; kvi < 2; kvi++) {
+                const float x = ((const float *)(kvi ? f.v_cache : f.k_cache))[i];
+                const uint16_t got = ((const uint16_t *)(kvi ? h.v_cache : h.k_cache))[i];
+                bad += got != moec_f32_to_f16(x);
+                nonzero += x != 0.0f;
+            }
+        CHECK(bad == 0 && nonzero > 0, "%s: the f16 cache holds the fp32 cache's layer-0 K and V rounded to f16 (%lld of %lld "
+              "differ; %lld nonzero)", names[kind], (long long)bad, (long long)(2 * n_cache), (long long)nonzero);
+        float *tok = session_logits(&h, 0, seqs[0], S, ones, 1, V), *mix = session_logits(&h, 0, seqs[0], S, mixed, 6, V);
+        const double dt = one && tok ? max_diff(one, tok, (int64_t)S * V) : INFINITY,
+                     dm = one && mix ? max_diff(one, mix, (int64_t)S * V) : INFINITY,
+                     dfull = one ? max_diff(one, full[0], (int64_t)S * V) : INFINITY;
+        double spread = 0;
+        for (int64_t i = 0; i < (int64_t)S * V; i++) spread = fmax(spread, fabs(full[0][i]));
+        CHECK(dt < 2e-5 && dm < 2e-5, "%s: f16 cache: token by token (%.2e) and blocks 5,1,7,3,1,11 (%.2e) == one-block "
+              "prefill", names[kind], dt, dm);
+        /* four prefill blocks in one call (sequence 0's positions 0-9, sequence 1's 0-9, sequence 2's 0-8, then
+         * sequence 0's 10-19): tasks enough for 2 threads, so each takes both query heads of a KV head */
+        {
+            moec_session h3;
+            int32_t tok[39], sl[39];
+            int n = 0;
+            for (int i = 0; i < 10; i++) tok[n] = seqs[0][i], sl[n++] = 0;
+            for (int i = 0; i < 10; i++) tok[n] = seqs[1][i], sl[n++] = 1;
+            for (int i = 0; i < 9; i++) tok[n] = seqs[2][i], sl[n++] = 2;
+            for (int i = 10; i < 20; i++) tok[n] = seqs[0][i], sl[n++] = 0;
+            float *out = malloc((size_t)n * V * sizeof *out);
+            const int okh = moec_session_init(&h3, &im, 3, 48, 64, MOEC_KV_F16) == MOEC_OK &&
+                            moec_session_forward(&h3, n, tok, sl, NULL, out) == MOEC_OK;
+            double d4 = INFINITY;
+            if (okh && one) {
+                d4 = fmax(max_diff(out, one, 10 * V), max_diff(out + 29 * V, one + 10 * V, 10 * V));
+                /* sequences 1 and 2 against the same f16 session run alone */
+                for (int q = 1; q < 3; q++) {
+                    float *alone = session_logits(&h, 0, seqs[q], lens[q] < 10 ? lens[q] : 10, all, 1, V);
+                    d4 = alone ? fmax(d4, max_diff(out + (q == 1 ? 10 : 20) * V, alone, (q == 1 ? 10 : 9) * V))
+                               : INFINITY;
+                    free(alone);
+                }
+            }
+            CHECK(okh && h3.attn_hpt == c.n_heads / c.n_kv_heads && d4 < 2e-5,
+                  "%s: f16 cache, 4 prefill blocks of 3 sequences in one call (%d query heads per task) == each alone "
+                  "(%.2e)", names[kind], h3.attn_hpt, d4);
+            free(out);
+            if (okh) moec_session_free(&h3);
+        }
+        CHECK(dfull > 0 && dfull < 3e-3 * spread, "%s: f16 cache vs the fp32 full forward: max |Δ| %.2e, nonzero and "
+              "< 3e-3 x max |logit| %.2f", names[kind], dfull, spread);
+        free(one), free(fl), free(tok), free(mix);
+        moec_session_free(&h);
+        moec_session_free(&f);
+    }
     moec_infer_model_free(&im);
 
     /* quantised copies, run in place from the mapping */
@@ -242,7 +319,7 @@ static void test_kind(int kind, const char *tmpdir) {
                           qm.lm_head.type == qm.layers[0].wq.type,
                       "%s bf16p: matrices stored as %s", names[kind], moec_qtype_name(qm.layers[0].wq.type));
             moec_session qs;
-            moec_session_init(&qs, &qm, 1, 48, 64);
+            moec_session_init(&qs, &qm, 1, 48, 64, MOEC_KV_F32);
             double d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
             CHECK(d < 2e-5, "%s %s: incremental on the mapped file == full forward of the dequantised weights (%.2e)",
                   names[kind], moec_qtype_name(to), d);
@@ -312,7 +389,7 @@ static void test_kind(int kind, const char *tmpdir) {
                   "%s gguf %s: used in place except the q/k projections (%lld of %lld bytes copied, q/k %lld)",
                   names[kind], gguf_types[gt], (long long)copied, (long long)qm.weight_bytes, (long long)qk);
             moec_session qs;
-            moec_session_init(&qs, &qm, 1, 48, 64);
+            moec_session_init(&qs, &qm, 1, 48, 64, MOEC_KV_F32);
             /* exact products (Q8_0 rows up to 1536 wide otherwise take int8 activations, checked below) */
             moec_qmat_set_activations(MOEC_QACT_F32);
             double d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
@@ -322,7 +399,7 @@ static void test_kind(int kind, const char *tmpdir) {
             if (strcmp(gguf_types[gt], "q8_0") == 0) {
                 /* int8 activations (the default): each input moves by at most half a step of its block's 127 */
                 moec_session_free(&qs);
-                moec_session_init(&qs, &qm, 1, 48, 64);
+                moec_session_init(&qs, &qm, 1, 48, 64, MOEC_KV_F32);
                 d = incremental(&qs, 0, seqs[0], S, mixed, 6, ref, V);
                 CHECK(d > 0 && d < 2e-2, "%s gguf q8_0, int8 activations: incremental within 2e-2 of the exact full "
                       "forward, and not equal to it (%.2e)", names[kind], d);

@@ -87,6 +87,14 @@ int setup_activations(const flags *f) {
     return 0;
 }
 
+int get_kv(const flags *f, moec_kv_dtype *kv) {
+    const char *a = get(f, "kv");
+    if (!a || !strcmp(a, "f16")) *kv = MOEC_KV_F16;
+    else if (!strcmp(a, "f32")) *kv = MOEC_KV_F32;
+    else return usage_error("--kv must be f16 or f32", a);
+    return 0;
+}
+
 /* "i1 i2 i3" (spaces or commas) → ids. */
 int parse_ids(const char *s, int32_t **ids, int64_t *n) {
     int64_t cap = 16, k = 0;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "kernels/cpu/attn_decode.h"
 #include "model/model.h"
 
 typedef struct {
@@ -35,6 +36,9 @@ int setup_threads(const flags *f);
 /* --activations q8|f32: how decode meets GGUF files' Q4_x / Q5_x / K-quant weights (moec_qmat_set_activations;
  * q8, the default, rounds the inputs to int8 as llama.cpp does; f32 is exact). 0 on success. */
 int setup_activations(const flags *f);
+/* --kv f16|f32: the KV cache's numbers (f16, the default, as llama.cpp's: half the memory and the reads; f32 keeps
+ * K and V exact). 0 on success. */
+int get_kv(const flags *f, moec_kv_dtype *kv);
 /* "i1 i2 i3" (spaces or commas) -> a fresh malloc'ed array. 0 on success. */
 int parse_ids(const char *s, int32_t **ids, int64_t *n);
 /* A model directory loaded into fp32 parameters for the training-mode forward. */

@@ -124,12 +124,13 @@ int cmd_generate(int argc, char **argv) {
     static const char *const allowed[] = {"model", "prompt", "batch-file", "max-tokens", "temperature", "top-k",
                                           "top-p", "min-p", "repetition-penalty", "repetition-window", "seed", "stop",
                                           "batch", "prefill-block", "ctx", "threads", "tokenizer", "bos", "eos",
-                                          "stats", "activations", NULL};
+                                          "stats", "activations", "kv", NULL};
     flags f;
     if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f)) return 2;
     const char *model = get(&f, "model"), *prompt = get(&f, "prompt"), *batch_file = get(&f, "batch-file");
     if (!model || (!prompt == !batch_file)) return usage_error("give --model and exactly one of --prompt / --batch-file", NULL);
     moec_generate_opts o = moec_generate_opts_default();
+    if (get_kv(&f, &o.kv)) return 2;
     long long v;
     int r = 0;
     if ((r = get_int(&f, "max-tokens", 1, 1 << 24, &v)) < 0) return 2; else if (r) o.max_tokens = (int)v;
@@ -213,9 +214,10 @@ static moec_status score_chunk(moec_session *s, const int32_t *ids, int64_t n, i
 /* The inference engine's next-token logits at every position of one sequence (prefilled in one block), as an
  * [n, V] .npy — what a comparison with another engine on the same weights file needs. */
 int cmd_logits(int argc, char **argv) {
-    static const char *const allowed[] = {"model", "ids", "out", "threads", "activations", NULL};
+    static const char *const allowed[] = {"model", "ids", "out", "threads", "activations", "kv", NULL};
     flags f;
-    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f)) return 2;
+    moec_kv_dtype kv;
+    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f) || get_kv(&f, &kv)) return 2;
     const char *model = get(&f, "model"), *ids_s = get(&f, "ids"), *out = get(&f, "out");
     if (!model || !ids_s || !out) return usage_error("--model, --ids and --out are required", NULL);
     int32_t *ids;
@@ -231,7 +233,7 @@ int cmd_logits(int argc, char **argv) {
     float *logits = st == MOEC_OK ? moec_alloc_floats(n * V) : NULL;
     int32_t *slots = calloc((size_t)n, sizeof *slots);
     if (st == MOEC_OK && (!logits || !slots)) st = MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
-    if (st == MOEC_OK) st = moec_session_init(&s, &L.im, 1, (int)n, n);
+    if (st == MOEC_OK) st = moec_session_init(&s, &L.im, 1, (int)n, n, kv);
     if (st == MOEC_OK) st = moec_session_forward(&s, n, ids, slots, NULL, logits);
     if (st == MOEC_OK) st = moec_npy_write_f32(out, logits, 2, (int64_t[2]){n, V});
     moec_session_free(&s);
@@ -244,9 +246,10 @@ int cmd_logits(int argc, char **argv) {
 
 int cmd_perplexity(int argc, char **argv) {
     static const char *const allowed[] = {"model", "data", "chunk", "split", "bos", "threads", "tokenizer",
-                                          "max-chunks", "activations", NULL};
+                                          "max-chunks", "activations", "kv", NULL};
     flags f;
-    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f)) return 2;
+    moec_kv_dtype kv;
+    if (parse_flags(&f, argc, argv, allowed) || setup_threads(&f) || setup_activations(&f) || get_kv(&f, &kv)) return 2;
     const char *model = get(&f, "model"), *data = get(&f, "data"), *split = get(&f, "split");
     if (!model || !data) return usage_error("--model and --data are required", NULL);
     if (split && strcmp(split, "blank-lines") && strcmp(split, "none"))
@@ -268,7 +271,7 @@ int cmd_perplexity(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     float *logits = st == MOEC_OK ? moec_alloc_floats(block * V) : NULL;
     float *losses = st == MOEC_OK ? moec_alloc_floats(block) : NULL;
-    if (st == MOEC_OK) st = moec_session_init(&s, &L.im, 1, (int)chunk, block);
+    if (st == MOEC_OK) st = moec_session_init(&s, &L.im, 1, (int)chunk, block, kv);
     const int bos_id = moec_generate_bos_id(&L.im, L.tok);
     double nll = 0;
     int64_t count = 0, chunks = 0;

@@ -11,20 +11,22 @@
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/ops.h"
 
-/* Per-thread attention scratch, in floats: a block's scores (prefill) or a decode block's (decode). */
+/* Per-thread attention scratch, in floats: a block's scores (prefill) or a decode block's (decode), then, with a
+ * half cache, one KV head's keys and values widened to fp32 for prefill's GEMMs. */
 static int64_t scores_stride(const moec_session *s) {
-    return (int64_t)MOEC_ATTN_QBLOCK * s->ctx + (int64_t)s->model->cfg.n_heads * MOEC_ATTN_DECODE_KEYS;
+    const int64_t widened = s->kv == MOEC_KV_F16 ? 2 * (int64_t)s->ctx * s->model->cfg.head_dim : 0;
+    return (int64_t)MOEC_ATTN_QBLOCK * s->ctx + (int64_t)s->model->cfg.n_heads * MOEC_ATTN_DECODE_KEYS + widened;
 }
 
 /* The KV cache, zeroed, in 2 MB pages where the kernel gives them (transparent huge pages on request,
  * madvise mode): decode reads every cached position of every layer each step, tens of MB as one sequential stream
  * per KV head, and in 4 KB pages each 4 KB of it is another TLB entry (moe-1b fp8 at 512 positions: attention
  * 2.96 -> 2.67 ms per step, kernels/cpu/attn_decode.c). Freed with moec_free (free). */
-static float *alloc_cache(int64_t n) {
+static void *alloc_cache(int64_t n, moec_kv_dtype kv) {
     const size_t huge = (size_t)2 << 20;
-    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    size_t bytes = (size_t)(n > 0 ? n : 1) * (size_t)moec_kv_bytes(kv);
     bytes = (bytes + huge - 1) / huge * huge;
-    float *p = aligned_alloc(huge, bytes);
+    void *p = aligned_alloc(huge, bytes);
     if (!p) return NULL;
     (void)madvise(p, bytes, MADV_HUGEPAGE); /* before the first touch, so that the faults map 2 MB pages */
     memset(p, 0, bytes);
@@ -34,7 +36,7 @@ static float *alloc_cache(int64_t n) {
 static void session_zero(moec_session *s) { memset(s, 0, sizeof *s); }
 
 void moec_session_free(moec_session *s) {
-    float *f[] = {s->k_cache, s->v_cache, s->x, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->h1, s->h3,
+    void *f[] = {s->k_cache, s->v_cache, s->x, s->xn, s->q, s->k, s->v, s->att, s->tmp, s->h1, s->h3,
                   s->router_logits, s->xd, s->yd, s->scores, s->rope_cos, s->rope_sin, s->final_x, s->rstd};
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) moec_free(f[i]);
     free(s->len);
@@ -48,18 +50,21 @@ void moec_session_free(moec_session *s) {
     session_zero(s);
 }
 
-moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_slots, int ctx, int64_t max_rows) {
+moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_slots, int ctx, int64_t max_rows,
+                              moec_kv_dtype kv) {
     session_zero(s);
     const moec_config *c = &m->cfg;
     if (n_slots <= 0 || ctx <= 0 || max_rows <= 0)
         return MOEC_ERR(MOEC_ERR_ARG, "session needs positive slots (%d), context (%d) and rows (%lld)", n_slots, ctx,
                         (long long)max_rows);
+    if (kv != MOEC_KV_F32 && kv != MOEC_KV_F16) return MOEC_ERR(MOEC_ERR_ARG, "unknown KV-cache type %d", (int)kv);
     if (ctx > c->max_seq)
         return MOEC_ERR(MOEC_ERR_ARG, "context of %d tokens exceeds the model's max_seq %d", ctx, c->max_seq);
     s->model = m;
     s->n_slots = n_slots;
     s->ctx = ctx;
     s->max_rows = max_rows;
+    s->kv = kv;
     const int64_t L = c->n_layers, D = c->hidden, HD = (int64_t)c->n_heads * c->head_dim,
                   GD = (int64_t)c->n_kv_heads * c->head_dim, E = c->moe.n_experts, K = E > 0 ? c->moe.top_k : 1;
     int64_t F = c->ffn_dim;
@@ -68,8 +73,8 @@ moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_
     s->n_score_threads = moec_threads_count();
     int ok = 1;
 #define ALLOC(p, n) ok &= ((p) = moec_alloc_floats(n)) != NULL
-    ok &= (s->k_cache = alloc_cache(cache)) != NULL;
-    ok &= (s->v_cache = alloc_cache(cache)) != NULL;
+    ok &= (s->k_cache = alloc_cache(cache, kv)) != NULL;
+    ok &= (s->v_cache = alloc_cache(cache, kv)) != NULL;
     ALLOC(s->x, R * D);
     ALLOC(s->xn, R * D);
     ALLOC(s->q, R * HD);
@@ -105,7 +110,7 @@ moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_
     if (!ok) {
         moec_session_free(s);
         return MOEC_ERR(MOEC_ERR_NOMEM, "cannot allocate a session of %d slots × %d positions (%lld MB of cache)",
-                        n_slots, ctx, (long long)(2 * cache * 4 >> 20));
+                        n_slots, ctx, (long long)(2 * cache * moec_kv_bytes(kv) >> 20));
     }
     moec_rope_tables(s->rope_cos, s->rope_sin, ctx, c->head_dim, c->rope_theta);
     return MOEC_OK;
@@ -122,10 +127,11 @@ static void add_bias(float *y, const float *b, int64_t n, int64_t w) {
 }
 
 /* ---------------------------------------------------------------- attention over the cache */
-/* Offset of (layer, slot, kv head g, position) in k_cache / v_cache, laid out [L][n_slots][G][ctx][Dh]. */
-static int64_t kv_at(const moec_session *s, int64_t layer, int64_t slot, int64_t g, int64_t pos) {
+/* Where (layer, slot, kv head g, position) is in cache (k_cache or v_cache), laid out [L][n_slots][G][ctx][Dh]. */
+static void *kv_at(const moec_session *s, void *cache, int64_t layer, int64_t slot, int64_t g, int64_t pos) {
     const moec_config *c = &s->model->cfg;
-    return (((layer * s->n_slots + slot) * c->n_kv_heads + g) * s->ctx + pos) * c->head_dim;
+    const int64_t at = (((layer * s->n_slots + slot) * c->n_kv_heads + g) * s->ctx + pos) * c->head_dim;
+    return (char *)cache + at * moec_kv_bytes(s->kv);
 }
 
 typedef struct {
@@ -134,10 +140,12 @@ typedef struct {
     int layer;
 } attn_args;
 
-/* One task = one query head of a block of consecutive rows of one sequence (positions p0 .. p0+nr-1):
- * softmax(scale · Q Kᵀ) V over the cache positions 0 .. p0+nr-1, causal inside the block, as two GEMMs (scores,
- * then output), which is what makes prefill fast. A single row (decode) is a task per KV head instead (head field =
- * g), kernels/cpu/attn_decode.h. */
+/* One task = s->attn_hpt query heads h (from task[3] on, all sharing one KV head g) of a block of consecutive rows
+ * of one sequence (positions p0 .. p0+nr-1): softmax(scale · Q_h Kᵀ) V over the cache positions 0 .. p0+nr-1,
+ * causal inside the block, as two GEMMs (scores, then output), which is what makes prefill fast. With a half cache a
+ * task takes all of g's query heads where there are tasks enough for the threads, so that g's keys and values are
+ * widened once for all of them (attn_plan). A single row (decode) is a task per KV head (task[3] = g) and runs
+ * kernels/cpu/attn_decode.h. */
 static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
     const attn_args *a = p;
     moec_session *s = a->s;
@@ -147,45 +155,62 @@ static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
     float *sc = s->scores + (int64_t)thread * scores_stride(s);
     for (int64_t t = t0; t < t1; t++) {
         const int32_t *task = s->attn_tasks + 4 * t;
-        const int64_t row0 = task[0], nr = task[1], p0 = task[2];
+        const int64_t row0 = task[0], nr = task[1], p0 = task[2], h0 = nr == 1 ? task[3] * QH : task[3], g = h0 / QH;
         const int64_t slot = a->slots[row0], nkeys = p0 + nr;
+        const void *kh = kv_at(s, s->k_cache, a->layer, slot, g, 0), *vh = kv_at(s, s->v_cache, a->layer, slot, g, 0);
         if (nr == 1) {
-            const int64_t g = task[3], base = kv_at(s, a->layer, slot, g, 0);
-            for (int64_t h0 = g * QH; h0 < (g + 1) * QH; h0 += MOEC_ATTN_DECODE_MAX_HEADS) {
-                const int64_t left = (g + 1) * QH - h0;
-                moec_attn_decode(s->q + row0 * HD + h0 * Dh, s->k_cache + base, s->v_cache + base, nkeys,
+            for (int64_t h = h0; h < (g + 1) * QH; h += MOEC_ATTN_DECODE_MAX_HEADS) {
+                const int64_t left = (g + 1) * QH - h;
+                moec_attn_decode(s->q + row0 * HD + h * Dh, kh, vh, s->kv, nkeys,
                                  left < MOEC_ATTN_DECODE_MAX_HEADS ? left : MOEC_ATTN_DECODE_MAX_HEADS, Dh, scale, sc,
-                                 s->att + row0 * HD + h0 * Dh);
+                                 s->att + row0 * HD + h * Dh);
             }
             continue;
         }
-        const int64_t h = task[3], g = h / QH, base = kv_at(s, a->layer, slot, g, 0);
-        const float *kc = s->k_cache + base, *vc = s->v_cache + base, *q = s->q + row0 * HD + h * Dh;
-        float *o = s->att + row0 * HD + h * Dh;
-        moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, Dh, 0.0f, sc, nkeys);
-        for (int64_t i = 0; i < nr; i++) {
-            float *r = sc + i * nkeys, mx = -INFINITY;
-            const int64_t valid = p0 + i + 1; /* row i sees positions 0 .. p0+i */
-            for (int64_t j = 0; j < valid; j++) mx = r[j] > mx ? r[j] : mx;
-            const float inv = (float)(1.0 / moec_softmax_numerators(r, valid, mx));
-            for (int64_t j = 0; j < valid; j++) r[j] *= inv;
-            for (int64_t j = valid; j < nkeys; j++) r[j] = 0.0f;
+        const float *kc = kh, *vc = vh;
+        if (s->kv != MOEC_KV_F32) { /* the GEMMs take fp32: widen g's nkeys keys and values (exactly) */
+            float *wk = sc + (int64_t)MOEC_ATTN_QBLOCK * s->ctx + H * MOEC_ATTN_DECODE_KEYS, *wv = wk + s->ctx * Dh;
+            moec_kv_to_f32(wk, kh, s->kv, nkeys * Dh);
+            moec_kv_to_f32(wv, vh, s->kv, nkeys * Dh);
+            kc = wk, vc = wv;
         }
-        moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, Dh, 0.0f, o, HD);
+        for (int64_t h = h0; h < h0 + s->attn_hpt; h++) {
+            const float *q = s->q + row0 * HD + h * Dh;
+            float *o = s->att + row0 * HD + h * Dh;
+            moec_gemm(0, 1, nr, nkeys, Dh, scale, q, HD, kc, Dh, 0.0f, sc, nkeys);
+            for (int64_t i = 0; i < nr; i++) {
+                float *r = sc + i * nkeys, mx = -INFINITY;
+                const int64_t valid = p0 + i + 1; /* row i sees positions 0 .. p0+i */
+                for (int64_t j = 0; j < valid; j++) mx = r[j] > mx ? r[j] : mx;
+                const float inv = (float)(1.0 / moec_softmax_numerators(r, valid, mx));
+                for (int64_t j = 0; j < valid; j++) r[j] *= inv;
+                for (int64_t j = valid; j < nkeys; j++) r[j] = 0.0f;
+            }
+            moec_gemm(0, 0, nr, Dh, nkeys, 1.0f, sc, nkeys, vc, Dh, 0.0f, o, HD);
+        }
     }
 }
 
-/* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads. */
+/* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads: a task
+ * per query head, or per KV head (decode rows; and a half cache's blocks where that still gives each thread four
+ * tasks — widening g's keys and values for each query head separately cost pp512 3-4 % on moe-1b). */
 static int64_t attn_plan(moec_session *s, int64_t n, const int32_t *slots) {
-    const int64_t H = s->model->cfg.n_heads;
+    const int64_t H = s->model->cfg.n_heads, G = s->model->cfg.n_kv_heads, QH = H / G;
+    int64_t blocks = 0;
+    for (int64_t i = 0; i < n; blocks++) {
+        int64_t j = i + 1;
+        while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
+        i = j;
+    }
+    s->attn_hpt = s->kv != MOEC_KV_F32 && blocks * G >= 4 * (int64_t)moec_threads_count() ? (int)QH : 1;
     int64_t nt = 0;
     for (int64_t i = 0; i < n;) {
         int64_t j = i + 1;
         while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
-        const int64_t heads = j - i == 1 ? s->model->cfg.n_kv_heads : H; /* decode: a task per KV head */
-        for (int64_t h = 0; h < heads; h++, nt++) {
+        const int64_t step = j - i == 1 ? QH : s->attn_hpt; /* query heads per task */
+        for (int64_t h = 0; h < H; h += step, nt++) {
             int32_t *t = s->attn_tasks + 4 * nt;
-            t[0] = (int32_t)i, t[1] = (int32_t)(j - i), t[2] = s->pos[i], t[3] = (int32_t)h;
+            t[0] = (int32_t)i, t[1] = (int32_t)(j - i), t[2] = s->pos[i], t[3] = (int32_t)(j - i == 1 ? h / QH : h);
         }
         i = j;
     }
@@ -301,9 +326,8 @@ moec_status moec_session_forward(moec_session *s, int64_t n, const int32_t *toke
             moec_rope_apply(s->q + i * HD, cs, sn, 1, 1, H, Dh, 0);
             moec_rope_apply(s->k + i * GD, cs, sn, 1, 1, G, Dh, 0);
             for (int64_t g = 0; g < G; g++) {
-                const int64_t at = kv_at(s, l, slots[i], g, s->pos[i]);
-                memcpy(s->k_cache + at, s->k + i * GD + g * Dh, (size_t)Dh * 4);
-                memcpy(s->v_cache + at, s->v + i * GD + g * Dh, (size_t)Dh * 4);
+                moec_kv_from_f32(kv_at(s, s->k_cache, l, slots[i], g, s->pos[i]), s->k + i * GD + g * Dh, s->kv, Dh);
+                moec_kv_from_f32(kv_at(s, s->v_cache, l, slots[i], g, s->pos[i]), s->v + i * GD + g * Dh, s->kv, Dh);
             }
         }
         attn_args aa = {.s = s, .slots = slots, .layer = l};

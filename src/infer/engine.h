@@ -1,6 +1,7 @@
 /* engine.h — the inference forward pass over a KV cache, for many sequences at once.
  *
- * A session owns a KV cache of n_slots sequences × ctx positions (fp32, [L][slot][pos][G·Dh] for K and for V) and
+ * A session owns a KV cache of n_slots sequences × ctx positions ([L][slot][G][pos][Dh] for K and for V, in fp32 or
+ * IEEE half: moec_kv_dtype, kernels/cpu/attn_decode.h) and
  * scratch for up to max_rows rows per call. One call of moec_session_forward runs a list of rows through the
  * model; row i is token tokens[i] of the sequence in slot slots[i], at that slot's next position. Rows of one slot
  * must be consecutive positions in the order given (rows of different slots may interleave). So the same call does
@@ -11,8 +12,9 @@
  * expert and run each selected expert once on its rows, so an expert's weights are fetched once per call however
  * many rows chose it, and experts nobody chose are not touched.
  *
- * Numerics: fp32 activations and cache; with fp32 weights the result equals the training forward (model.h) up to
- * summation order (tests/test_infer.c checks incremental == full logits).
+ * Numerics: fp32 activations; with fp32 weights and an fp32 cache the result equals the training forward (model.h)
+ * up to summation order (tests/test_infer.c checks incremental == full logits). A half cache rounds K and V once,
+ * when written; every read (prefill's block included) sees the rounded values, so incremental == full holds too.
  */
 #ifndef MOEC_INFER_ENGINE_H
 #define MOEC_INFER_ENGINE_H
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "infer/infer_model.h"
+#include "kernels/cpu/attn_decode.h"
 #include "moe/router.h"
 
 /* Query rows of one sequence whose attention is computed together (one GEMM for scores, one for the output). */
@@ -29,7 +32,8 @@ typedef struct {
     const moec_infer_model *model;
     int n_slots, ctx;
     int64_t max_rows;
-    float *k_cache, *v_cache;  /* [L][n_slots][G][ctx][Dh]: one KV head's positions are contiguous */
+    moec_kv_dtype kv;          /* the cache's number type */
+    void *k_cache, *v_cache;   /* [L][n_slots][G][ctx][Dh] of kv: one KV head's positions are contiguous */
     int32_t *len;              /* [n_slots] positions filled */
     /* per-call scratch, sized for max_rows */
     int32_t *pos;              /* [rows] position of each row */
@@ -42,7 +46,9 @@ typedef struct {
     int64_t *expert_start;     /* [E+1] */
     float *xd, *yd;            /* [rows·K, D] gathered inputs / expert outputs */
     float *scores;             /* [n_score_threads][ATTN_QBLOCK·ctx] attention scores */
-    int32_t *attn_tasks;       /* [max_rows·H][4]: first row, rows, slot's first position, head */
+    int32_t *attn_tasks;       /* [max_rows·H][4]: first row, rows, slot's first position, first query head (decode
+                                  rows: KV head) */
+    int attn_hpt;              /* query heads per prefill task in this call (engine.c's attn_plan) */
     int n_score_threads;
     int32_t *slot_fill;        /* [n_slots] rows of each slot seen so far in this call */
     float *rstd;               /* [rows] */
@@ -50,7 +56,8 @@ typedef struct {
     float *final_x;            /* [rows, D] normed rows that want logits */
 } moec_session;
 
-moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_slots, int ctx, int64_t max_rows);
+moec_status moec_session_init(moec_session *s, const moec_infer_model *m, int n_slots, int ctx, int64_t max_rows,
+                              moec_kv_dtype kv);
 void moec_session_free(moec_session *s);
 /* Forget slot's sequence (its cache is reused by the next sequence put there). */
 void moec_session_reset(moec_session *s, int slot);

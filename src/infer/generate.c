@@ -22,6 +22,7 @@ moec_generate_opts moec_generate_opts_default(void) {
     o.add_bos = 1;
     o.prefill_block = 256;
     o.batch = 8;
+    o.kv = MOEC_KV_F16;
     return o;
 }
 
@@ -198,7 +199,7 @@ moec_status moec_generate(const moec_infer_model *m, const moec_tokenizer *tok, 
     moec_status st = seqs && rows_tok && rows_slot && want && want_slot && logits ? MOEC_OK
                                                                                    : MOEC_ERR(MOEC_ERR_NOMEM, "out of memory");
     if (st == MOEC_OK) st = tokenize_all(m, tok, prompts, n, o, ctx, &pids, &plens);
-    if (st == MOEC_OK) st = moec_session_init(&ss, m, batch, ctx, max_rows);
+    if (st == MOEC_OK) st = moec_session_init(&ss, m, batch, ctx, max_rows, o->kv);
     moec_gen_stats gs = {0};
     int next = 0, active = 0;
     for (int b = 0; b < batch && seqs; b++) seqs[b].prompt = -1;

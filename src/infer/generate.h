@@ -30,6 +30,7 @@ typedef struct {
     int prefill_block;           /* prompt tokens of one sequence per step (>= 1) */
     int batch;                   /* sequences decoded together (>= 1) */
     int ctx;                     /* KV-cache positions per sequence; 0 = the model's max_seq */
+    moec_kv_dtype kv;            /* the KV cache's numbers (default MOEC_KV_F16) */
 } moec_generate_opts;
 
 moec_generate_opts moec_generate_opts_default(void);

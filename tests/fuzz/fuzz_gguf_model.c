@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     moec_infer_model m;
     if (moec_infer_model_from_gguf(&m, f, "fuzz") != MOEC_OK) return 0; /* f closed */
     moec_session s;
-    if (m.cfg.max_seq >= 2 && moec_session_init(&s, &m, 1, 2, 2) == MOEC_OK) {
+    if (m.cfg.max_seq >= 2 && moec_session_init(&s, &m, 1, 2, 2, MOEC_KV_F16) == MOEC_OK) {
         const int32_t ids[2] = {0, m.cfg.vocab_size - 1}, slots[2] = {0, 0};
         float *logits = malloc(sizeof(float) * 2 * (size_t)m.cfg.vocab_size);
         if (logits) moec_session_forward(&s, 2, ids, slots, NULL, logits);

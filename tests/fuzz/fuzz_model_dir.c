@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     moec_infer_model m;
     if (moec_infer_model_load(&m, dir) != MOEC_OK) return 0;
     moec_session s;
-    if (moec_session_init(&s, &m, 1, 2, 2) == MOEC_OK) {
+    if (moec_session_init(&s, &m, 1, 2, 2, MOEC_KV_F16) == MOEC_OK) {
         const int32_t ids[2] = {0, m.cfg.vocab_size - 1}, slots[2] = {0, 0};
         float logits[2 * 4];
         moec_session_forward(&s, 2, ids, slots, NULL, logits);

@@ -315,27 +315,7 @@ TARGET INLINE void f8_tile(int R, int NT, const moec_qmat *W, int64_t o0, int64_
     }
 }
 
-TARGET INLINE void f8_tiles(int R, const moec_qmat *W, int64_t o0, int64_t rstep, const float *X, int64_t ldx,
-                            int64_t T, float *Y, int64_t ldy, const float *post, size_t ahead) {
-    int64_t t0 = 0;
-    for (; t0 + 2 <= T; t0 += 2)
-        f8_tile(R, 2, W, o0, rstep, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
-    if (t0 < T) f8_tile(R, 1, W, o0, rstep, X + t0 * ldx, ldx, Y + t0 * ldy, ldy, post + t0, ahead);
-}
-
-TARGET static void dot_f8(const moec_qmat *W, int64_t o0, int64_t o1, const float *X, int64_t ldx, int64_t T,
-                          float *Y, int64_t ldy, const float *post) {
-    const size_t ahead = qmat_f8_prefetch_ahead(W->cols);
-    const int64_t q = qmat_f8_streams(W, o1 - o0);
-    int64_t o = o0;
-    if (q > 0) { /* the tile's rows o + j, o + q + j, o + 2q + j, o + 3q + j */
-        for (int64_t j = 0; j < q; j++) f8_tiles(QMAT_DECODE_ROWS, W, o + j, q, X, ldx, T, Y + o + j, ldy, post, 0);
-        o += QMAT_DECODE_ROWS * q;
-    }
-    for (; o + QMAT_DECODE_ROWS <= o1; o += QMAT_DECODE_ROWS)
-        f8_tiles(QMAT_DECODE_ROWS, W, o, 1, X, ldx, T, Y + o, ldy, post, ahead);
-    for (; o < o1; o++) f8_tiles(1, W, o, 1, X, ldx, T, Y + o, ldy, post, ahead);
-}
+#include "kernels/cpu/qmatmul_f8_rows.h" /* f8_tiles and dot_f8 around this file's f8_tile */
 
 /* ---------------------------------------------------------------------------------------------------------------
  * The prepared X (see qmatmul_kernels.h) */

@@ -248,7 +248,10 @@ static void test_kind(int kind, const char *tmpdir) {
         CHECK(dt < 2e-5 && dm < 2e-5, "%s: f16 cache: token by token (%.2e) and blocks 5,1,7,3,1,11 (%.2e) == one-block "
               "prefill", names[kind], dt, dm);
         /* four prefill blocks in one call (sequence 0's positions 0-9, sequence 1's 0-9, sequence 2's 0-8, then
-         * sequence 0's 10-19): tasks enough for 2 threads, so each takes both query heads of a KV head */
+         * sequence 0's 10-19): tasks enough for 2 threads, so each takes both query heads of a KV head. Within
+         * 1e-4: the call's 39 rows take the products' prefill path (GEMM) where the 10-row runs take the decode
+         * path, a different summation order (2.4e-5 measured in the emulated-AVX-512 build, 7e-6 natively); a
+         * task that skips its second query head is off by 0.15-0.78 */
         {
             moec_session h3;
             int32_t tok[39], sl[39];
@@ -271,7 +274,7 @@ static void test_kind(int kind, const char *tmpdir) {
                     free(alone);
                 }
             }
-            CHECK(okh && h3.attn_hpt == c.n_heads / c.n_kv_heads && d4 < 2e-5,
+            CHECK(okh && h3.attn_hpt == c.n_heads / c.n_kv_heads && d4 < 1e-4,
                   "%s: f16 cache, 4 prefill blocks of 3 sequences in one call (%d query heads per task) == each alone "
                   "(%.2e)", names[kind], h3.attn_hpt, d4);
             free(out);

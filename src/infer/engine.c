@@ -191,22 +191,25 @@ static void attn_task(void *p, int64_t t0, int64_t t1, int thread) {
     }
 }
 
+/* The end of the attention block starting at row i: the rows after it of the same slot at the next positions, at
+ * most MOEC_ATTN_QBLOCK in all. */
+static int64_t block_end(const moec_session *s, int64_t n, const int32_t *slots, int64_t i) {
+    int64_t j = i + 1;
+    while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
+    return j;
+}
+
 /* Split the rows into blocks of consecutive positions of one slot (at most MOEC_ATTN_QBLOCK rows) × heads: a task
  * per query head, or per KV head (decode rows; and a half cache's blocks where that still gives each thread four
  * tasks — widening g's keys and values for each query head separately cost pp512 3-4 % on moe-1b). */
 static int64_t attn_plan(moec_session *s, int64_t n, const int32_t *slots) {
     const int64_t H = s->model->cfg.n_heads, G = s->model->cfg.n_kv_heads, QH = H / G;
     int64_t blocks = 0;
-    for (int64_t i = 0; i < n; blocks++) {
-        int64_t j = i + 1;
-        while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
-        i = j;
-    }
+    for (int64_t i = 0; i < n; blocks++) i = block_end(s, n, slots, i);
     s->attn_hpt = s->kv != MOEC_KV_F32 && blocks * G >= 4 * (int64_t)moec_threads_count() ? (int)QH : 1;
     int64_t nt = 0;
     for (int64_t i = 0; i < n;) {
-        int64_t j = i + 1;
-        while (j < n && j - i < MOEC_ATTN_QBLOCK && slots[j] == slots[i] && s->pos[j] == s->pos[j - 1] + 1) j++;
+        const int64_t j = block_end(s, n, slots, i);
         const int64_t step = j - i == 1 ? QH : s->attn_hpt; /* query heads per task */
         for (int64_t h = 0; h < H; h += step, nt++) {
             int32_t *t = s->attn_tasks + 4 * nt;
